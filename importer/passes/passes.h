@@ -1,0 +1,22 @@
+// Graph passes: named functions of the IR, each returning whether it changed the graph.
+// Their order lives in importer/pipeline.cpp.
+#pragma once
+#include "runtime/ir.h"
+
+namespace convoy::passes {
+
+// Identity and inference Dropout nodes are bypassed (consumers read their input).
+bool remove_identity(Graph& g);
+// Nodes whose inputs are all constants are evaluated now (with the runtime's own kernels).
+bool fold_constants(Graph& g);
+// Nodes none of whose outputs is used, and constants nothing reads, are removed.
+bool eliminate_dead_nodes(Graph& g);
+// Conv followed by inference BatchNormalization becomes one Conv with scaled weights and bias.
+bool fold_conv_batchnorm(Graph& g);
+// Add(Conv(x), y) becomes Conv(x, residual = y): the add happens in the conv epilogue.
+bool fuse_residual_add(Graph& g);
+// Conv/Gemm/BatchNormalization followed by Relu, LeakyRelu or Clip: the activation moves into
+// the producer's epilogue (attributes _act, _act_alpha, _act_beta).
+bool fuse_activation(Graph& g);
+
+}  // namespace convoy::passes

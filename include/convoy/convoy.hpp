@@ -1,0 +1,129 @@
+// convoy C++ API: load an ONNX model once, run it from sessions.
+//
+//   auto model = convoy::Model::load("resnet18.onnx");
+//   convoy::Session session(model, {.threads = 2});
+//   convoy::Tensor x({1, 3, 224, 224});          // fill x.data()
+//   std::vector<convoy::Tensor> y = session.run({x});
+//
+// A Model is immutable after load and may be shared by many sessions and threads. A Session owns
+// its plans (one per concrete input shape, cached) and arena; it is not re-entrant: run one call
+// at a time per session.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace convoy {
+
+// Every error convoy reports: "<model>: node '<name>' (<Op>): <reason>".
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+std::string version();
+
+struct TensorInfo {
+  std::string name;
+  std::vector<int64_t> shape;  // -1 where the model leaves a dimension dynamic
+  std::string dtype;           // "float32", "int64", ...
+};
+
+// A dense float32 tensor, C order.
+class Tensor {
+ public:
+  Tensor() = default;
+  explicit Tensor(std::vector<int64_t> shape);
+  Tensor(std::vector<int64_t> shape, std::vector<float> data);
+  const std::vector<int64_t>& shape() const { return shape_; }
+  size_t size() const { return data_.size(); }
+  float* data() { return data_.data(); }
+  const float* data() const { return data_.data(); }
+  std::vector<float>& values() { return data_; }
+  const std::vector<float>& values() const { return data_; }
+
+ private:
+  std::vector<int64_t> shape_;
+  std::vector<float> data_;
+};
+
+struct LoadOptions {
+  bool optimize = true;  // run the graph passes (folding, fusion); off only for debugging
+};
+
+class Model {
+ public:
+  static std::shared_ptr<Model> load(const std::string& path, const LoadOptions& options = {});
+  static std::shared_ptr<Model> from_bytes(std::span<const uint8_t> bytes, const std::string& name = "<memory>",
+                                           const LoadOptions& options = {});
+  ~Model();
+
+  const std::string& path() const;
+  const std::vector<TensorInfo>& inputs() const;
+  const std::vector<TensorInfo>& outputs() const;
+  // ONNX metadata_props (convoy.* keys carry the preprocessing, see docs/ARCHITECTURE.md).
+  const std::map<std::string, std::string>& metadata() const;
+  int64_t opset() const;
+  std::string producer() const;
+  size_t parameter_count() const;  // float parameters after folding
+  size_t node_count() const;       // nodes after the graph passes
+
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  explicit Model(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+struct SessionOptions {
+  int threads = 0;  // 0: all hardware threads
+};
+
+// One plan step as `convoy inspect` prints it.
+struct StepInfo {
+  std::string node;                          // source node name
+  std::string op;                            // e.g. "Conv"
+  std::string fused;                         // e.g. "Relu" or "Add+Relu"; empty when none
+  std::vector<std::vector<int64_t>> input_shapes;
+  std::vector<int64_t> output_shape;
+  size_t output_offset = 0;                  // arena byte offset of the output
+  double flops = 0;                          // multiply-adds count as 2
+};
+
+struct PlanInfo {
+  std::vector<StepInfo> steps;
+  size_t arena_bytes = 0;          // size of the one arena
+  size_t intermediate_bytes = 0;   // sum of all intermediate tensors (no reuse)
+  size_t live_bound_bytes = 0;     // max over steps of the bytes live at once
+  size_t weight_bytes = 0;
+  double flops = 0;
+};
+
+class Session {
+ public:
+  Session(std::shared_ptr<const Model> model, const SessionOptions& options = {});
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  const Model& model() const { return *model_; }
+  int threads() const;
+
+  // Inputs in the model's input order; outputs in the model's output order.
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs);
+  // Builds (or fetches from the cache) the plan for these input shapes and describes it.
+  PlanInfo plan_info(const std::vector<std::vector<int64_t>>& input_shapes);
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<const Model> model_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace convoy

@@ -1,0 +1,32 @@
+// 2-D convolution, NCHW, float32, groups + dilation + asymmetric pads, fused epilogue.
+// Input [N, C, H, W], weights [M, C/group, KH, KW] (ONNX layout), output [N, M, OH, OW].
+// The planner computes OH/OW and checks every precondition; the kernel trusts them.
+// 1-D convolutions are lowered as H = KH = 1.
+#pragma once
+#include <cstddef>
+
+#include "kernels/activation.h"
+#include "kernels/parallel.h"
+
+namespace convoy::kernels {
+
+struct Conv2dParams {
+  size_t N = 1, C = 0, H = 0, W = 0;
+  size_t M = 0, OH = 0, OW = 0;
+  size_t KH = 1, KW = 1;
+  size_t group = 1;
+  size_t stride_h = 1, stride_w = 1;
+  size_t pad_top = 0, pad_left = 0;  // bottom/right pads are implied by OH/OW
+  size_t dil_h = 1, dil_w = 1;
+  Epilogue ep;  // ep.bias: [M] or nullptr; ep.residual: [N, M, OH, OW] or nullptr
+};
+
+// Packed weights replace the ONNX ones at plan time (the raw copy is then dropped).
+size_t conv2d_packed_weight_floats(const Conv2dParams& p);
+void pack_conv2d_weights(const Conv2dParams& p, const float* w, float* packed);
+size_t conv2d_scratch_floats(const Conv2dParams& p, size_t threads);
+// ep.bias/ep.residual are read from p.ep.
+void conv2d(const Conv2dParams& p, const float* in, const float* w_packed, float* out, float* scratch,
+            const Parallel& par);
+
+}  // namespace convoy::kernels

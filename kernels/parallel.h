@@ -1,0 +1,28 @@
+// Parallel-for interface the kernels see. The thread pool that implements it lives in runtime/.
+// A kernel splits its work into independent tasks (output tiles/channels); run() calls
+// fn(task, thread) for every task in [0, n_tasks), each exactly once, possibly concurrently,
+// and returns when all are done. `thread` < threads() indexes per-thread scratch.
+// Results must not depend on the number of threads (no split reductions).
+#pragma once
+#include <cstddef>
+#include <functional>
+
+namespace convoy::kernels {
+
+class Parallel {
+ public:
+  virtual ~Parallel() = default;
+  virtual size_t threads() const = 0;
+  virtual void run(size_t n_tasks, const std::function<void(size_t task, size_t thread)>& fn) const = 0;
+};
+
+// Runs every task inline on the calling thread (tests, constant folding).
+class SerialParallel final : public Parallel {
+ public:
+  size_t threads() const override { return 1; }
+  void run(size_t n_tasks, const std::function<void(size_t, size_t)>& fn) const override {
+    for (size_t i = 0; i < n_tasks; ++i) fn(i, 0);
+  }
+};
+
+}  // namespace convoy::kernels

@@ -1,0 +1,112 @@
+// Conv (1-D and 2-D, groups, dilation, pads, auto_pad) with its fused bias/residual/activation.
+#include <memory>
+
+#include "kernels/conv2d.h"
+#include "runtime/ops/op_util.h"
+#include "runtime/ops/ops.h"
+
+namespace convoy::ops {
+
+kernels::Activation fused_activation(const OpContext& c, float* alpha, float* beta) {
+  const std::string act = c.attr_str("_act", "");
+  *alpha = c.attr_float("_act_alpha", 0.f);
+  *beta = c.attr_float("_act_beta", 0.f);
+  if (act.empty()) return kernels::Activation::kNone;
+  if (act == "Relu") return kernels::Activation::kRelu;
+  if (act == "LeakyRelu") return kernels::Activation::kLeakyRelu;
+  if (act == "Clip") return kernels::Activation::kClip;
+  c.fail(str_cat("internal: unknown fused activation '", act, "'"));
+}
+
+void plan_conv(OpContext& c) {
+  c.require_float(0);
+  const Shape& x = c.shape(0);
+  const Shape& w = c.in(1).shape;
+  c.require_float(1);
+  if (x.size() != 3 && x.size() != 4)
+    c.fail(str_cat("input rank ", x.size(), " not supported: convoy runs 1-D and 2-D convolutions (rank 3 or 4)"));
+  if (w.size() != x.size()) c.fail(str_cat("weight shape ", shape_str(w), " does not match input rank ", x.size()));
+  const size_t ns = x.size() - 2;
+  const int64_t group = c.attr_int("group", 1);
+  const int64_t C = x[1], M = w[0];
+  if (group <= 0) c.fail(str_cat("group ", group, " must be positive"));
+  if (C % group != 0) c.fail(str_cat("group ", group, " does not divide ", C, " input channels"));
+  if (M % group != 0) c.fail(str_cat("group ", group, " does not divide ", M, " output channels"));
+  if (w[1] * group != C)
+    c.fail(str_cat("weight shape ", shape_str(w), " expects ", w[1] * group, " input channels, input has ", C));
+  std::vector<int64_t> kernel(w.begin() + 2, w.end());
+  const auto ks = c.attr_ints("kernel_shape", kernel);
+  if (ks != kernel) c.fail(str_cat("kernel_shape ", shape_str(ks), " does not match weight shape ", shape_str(w)));
+  const auto strides = c.attr_ints("strides", std::vector<int64_t>(ns, 1));
+  const auto dil = c.attr_ints("dilations", std::vector<int64_t>(ns, 1));
+  if (strides.size() != ns || dil.size() != ns) c.fail("strides/dilations have the wrong length");
+  const Shape spatial(x.begin() + 2, x.end());
+  const auto geo = spatial_geometry(c, spatial, kernel, strides, dil, false);
+
+  kernels::Conv2dParams p;
+  p.N = static_cast<size_t>(x[0]);
+  p.C = static_cast<size_t>(C);
+  p.M = static_cast<size_t>(M);
+  p.group = static_cast<size_t>(group);
+  const size_t h = ns == 2 ? 0 : SIZE_MAX;  // index of the H axis in the spatial lists
+  const size_t wi = ns - 1;
+  p.H = h == 0 ? static_cast<size_t>(spatial[0]) : 1;
+  p.W = static_cast<size_t>(spatial[wi]);
+  p.KH = h == 0 ? static_cast<size_t>(kernel[0]) : 1;
+  p.KW = static_cast<size_t>(kernel[wi]);
+  p.OH = h == 0 ? static_cast<size_t>(geo[0].out) : 1;
+  p.OW = static_cast<size_t>(geo[wi].out);
+  p.stride_h = h == 0 ? static_cast<size_t>(strides[0]) : 1;
+  p.stride_w = static_cast<size_t>(strides[wi]);
+  p.dil_h = h == 0 ? static_cast<size_t>(dil[0]) : 1;
+  p.dil_w = static_cast<size_t>(dil[wi]);
+  p.pad_top = h == 0 ? static_cast<size_t>(geo[0].pad_begin) : 0;
+  p.pad_left = static_cast<size_t>(geo[wi].pad_begin);
+  if (p.OH == 0 || p.OW == 0) c.fail("output would be empty");
+
+  Shape out_shape = {x[0], M};
+  for (const auto& g : geo) out_shape.push_back(g.out);
+  float alpha = 0, beta = 0;
+  p.ep.act = fused_activation(c, &alpha, &beta);
+  p.ep.alpha = alpha;
+  p.ep.beta = beta;
+  std::vector<TensorLoc> ins = {c.loc(0), TensorLoc{}};
+  const bool has_bias = c.has_input(2);
+  if (has_bias) {
+    c.require_float(2);
+    if (c.shape(2) != Shape{M}) c.fail(str_cat("bias shape ", shape_str(c.shape(2)), " must be [", M, "]"));
+  }
+  const bool has_residual = c.has_input(3);
+  if (has_residual && c.shape(3) != out_shape)
+    c.fail(str_cat("fused residual shape ", shape_str(c.shape(3)), " differs from the output ", shape_str(out_shape)));
+
+  const size_t packed_floats = kernels::conv2d_packed_weight_floats(p);
+  if (c.is_const(1)) {
+    auto packed = std::make_shared<std::vector<float>>(packed_floats);
+    kernels::pack_conv2d_weights(p, c.const_input(1, "weights").f32(), packed->data());
+    ins[1] = c.keep_const(std::move(packed));
+  } else {
+    TensorLoc packed = c.temp(packed_floats);
+    c.emit("PackWeights", {c.loc(1)}, {packed},
+           [p](const StepArgs& a, const kernels::Parallel&) { kernels::pack_conv2d_weights(p, a.in[0], a.out[0]); });
+    ins[1] = packed;
+  }
+  ins.push_back(has_bias ? c.loc(2) : TensorLoc{});
+  ins.push_back(has_residual ? c.loc(3) : TensorLoc{});
+  TensorLoc out = c.set_tensor(0, out_shape);
+  const double flops = 2.0 * static_cast<double>(p.N * p.M * p.OH * p.OW) * static_cast<double>(p.C / p.group * p.KH * p.KW);
+  // Absent optional operands are passed as null pointers.
+  std::vector<TensorLoc> step_in;
+  for (const TensorLoc& l : ins) step_in.push_back(l);
+  const bool bias = has_bias, residual = has_residual;
+  c.emit("Conv", step_in, {out},
+         [p, bias, residual](const StepArgs& a, const kernels::Parallel& par) {
+           kernels::Conv2dParams q = p;
+           q.ep.bias = bias ? a.in[2] : nullptr;
+           q.ep.residual = residual ? a.in[3] : nullptr;
+           kernels::conv2d(q, a.in[0], a.in[1], a.out[0], a.scratch, par);
+         },
+         kernels::conv2d_scratch_floats(p, c.threads()), flops);
+}
+
+}  // namespace convoy::ops

@@ -1,0 +1,49 @@
+// Builds a static Plan for one set of concrete input shapes: walks the (optimised) graph in
+// order, lets each op's plan function fold constants, alias or emit steps, folds nodes whose
+// inputs are all constant by running their steps at once, then assigns arena offsets.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "runtime/op_context.h"
+#include "runtime/plan.h"
+
+namespace convoy {
+
+class Planner {
+ public:
+  // `threads`: the pool size the plan runs with (per-thread scratch is sized for it).
+  explicit Planner(const Graph& g, size_t threads = 1) : graph_(g), threads_(threads) {}
+
+  // Full plan for these input shapes (one per graph input, in order).
+  Plan build(const std::vector<Shape>& input_shapes);
+
+  // Constant folding at load time: evaluates every node whose inputs are all constants and
+  // returns the values of their outputs (name -> constant). Used by passes::fold_constants.
+  std::map<std::string, ConstPtr> fold_constant_nodes(std::vector<bool>* folded_nodes);
+
+ private:
+  friend class OpContext;
+  int new_buffer(size_t bytes, int first_step);
+  void note_read(const TensorLoc& l, int step);
+  void run_node(const Node& n, bool fold_only, bool* folded);
+  void fold_steps(OpContext& ctx, size_t first_step, size_t first_buffer);
+
+  const Graph& graph_;
+  size_t threads_ = 1;
+  Plan plan_;
+  std::map<std::string, PValue> values_;
+};
+
+// Assigns buffer offsets in one arena by greedy best-fit over lifetimes (largest first) and
+// fills arena_bytes, intermediate_bytes and live_bound_bytes.
+void assign_arena_offsets(Plan& plan);
+
+// Runs a plan on an arena of at least plan.arena_bytes (64-byte aligned).
+void execute_plan(const Plan& plan, char* arena, const std::vector<const float*>& inputs,
+                  const std::vector<float*>& outputs, const kernels::Parallel& par);
+
+inline constexpr size_t kArenaAlign = 64;
+
+}  // namespace convoy
