@@ -1,4 +1,5 @@
-// A 64-byte aligned, zero-initialised heap buffer (arena, packed weights, fold scratch).
+// A 64-byte aligned heap buffer (arena, fold scratch). Contents are uninitialised: every
+// tensor in it is written by a step before it is read.
 #pragma once
 #include <cstddef>
 #include <cstdlib>
@@ -30,7 +31,6 @@ class AlignedBuffer {
     const size_t rounded = (bytes + 63) / 64 * 64;
     p_ = static_cast<char*>(std::aligned_alloc(64, rounded == 0 ? 64 : rounded));
     if (!p_) throw std::bad_alloc();
-    std::memset(p_, 0, rounded == 0 ? 64 : rounded);
     n_ = rounded;
   }
   char* data() { return p_; }

@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include "runtime/api/model_impl.h"
 #include "runtime/error.h"
 #include "runtime/planner.h"
@@ -22,7 +24,17 @@ const Plan& Session::Impl::plan_for(const Graph& g, const std::vector<Shape>& sh
   if (it != plans.end()) return *it->second;
   Planner planner(g, pool->threads());
   auto plan = std::make_unique<Plan>(planner.build(shapes));
-  arena.resize(plan->arena_bytes);
+  // Refuse plans that cannot fit this machine instead of dying later in the kernel.
+  const double phys = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+  if (phys > 0 && static_cast<double>(plan->arena_bytes) > phys)
+    fail(str_cat(g.model_path, ": the plan for input ", shape_str(shapes.empty() ? Shape{} : shapes[0]), " needs ",
+                 plan->arena_bytes >> 20, " MiB of activations, more than this machine's ",
+                 static_cast<size_t>(phys) >> 20, " MiB of memory"));
+  try {
+    arena.resize(plan->arena_bytes);
+  } catch (const std::bad_alloc&) {
+    fail(str_cat(g.model_path, ": cannot allocate the ", plan->arena_bytes >> 20, " MiB arena"));
+  }
   return *plans.emplace(shapes, std::move(plan)).first->second;
 }
 
