@@ -1,0 +1,315 @@
+// 2-D convolution on top of the GEMM: per group, out[Mg, OH*OW] = W[Mg, Cg*KH*KW] * col[Cg*KH*KW, OH*OW].
+// Three paths:
+//  - pointwise (1x1, stride 1, no pad): the input already is the col matrix, GEMM reads it in place;
+//  - depthwise (group == C == M): direct vectorised loops over output columns, one plane per task;
+//  - general: im2col of a tile of output pixels into per-thread scratch, then a single-thread GEMM
+//    on that tile; one task per (image, group, pixel tile).
+// Packed weights are the ONNX weights unchanged ([M][C/group][KH][KW] is already the row-major
+// A matrix of every group); the GEMM packs its own panels.
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/conv2d.h"
+#include "kernels/gemm.h"
+
+#ifndef CONVOY_KERNELS_CONV2D_SHARED
+#define CONVOY_KERNELS_CONV2D_SHARED
+namespace convoy::kernels::conv_detail {
+
+inline constexpr size_t kMaxLanes = 64;           // bound on float lanes of any target
+inline constexpr size_t kColBudgetFloats = 1 << 17;  // im2col tile: Kg * P floats (512 KiB)
+
+inline size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
+inline size_t round_up(size_t a, size_t b) { return div_up(a, b) * b; }
+
+enum class ConvPath { kPointwise, kDepthwise, kIm2col };
+
+inline ConvPath conv_path(const Conv2dParams& p) {
+  if (p.group == p.C && p.M == p.C) return ConvPath::kDepthwise;
+  if (p.KH == 1 && p.KW == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 && p.pad_left == 0 &&
+      p.OH == p.H && p.OW == p.W)
+    return ConvPath::kPointwise;
+  return ConvPath::kIm2col;
+}
+
+inline size_t kdim(const Conv2dParams& p) { return p.C / p.group * p.KH * p.KW; }
+
+// Output pixels per im2col tile: a multiple of 48 (every GEMM NR divides it), at least 96.
+inline size_t pixel_tile(const Conv2dParams& p) {
+  const size_t ohw = p.OH * p.OW;
+  const size_t want = std::max<size_t>(96, kColBudgetFloats / std::max<size_t>(kdim(p), 1) / 48 * 48);
+  return std::max<size_t>(1, std::min(ohw, want));
+}
+
+// GEMM of one group: A = weights, B = col (rows of length ldb), C = output (leading dim ldc).
+inline GemmParams group_gemm(const Conv2dParams& p, size_t cols, size_t ldb, size_t ldc) {
+  GemmParams g;
+  g.M = p.M / p.group;
+  g.N = cols;
+  g.K = kdim(p);
+  g.a_rs = static_cast<ptrdiff_t>(g.K);
+  g.a_cs = 1;
+  g.b_rs = static_cast<ptrdiff_t>(ldb);
+  g.b_cs = 1;
+  g.ldc = ldc;
+  return g;
+}
+
+// Depthwise: padded input plane split by column phase (x % stride_w), so that every tap of a run
+// of output columns is a contiguous load. Rows [0, PH), phase rows of RS floats (>= PWs + a vector).
+struct DwGeom {
+  size_t ph, pws, rs;
+};
+inline DwGeom dw_geom(const Conv2dParams& p) {
+  DwGeom g{};
+  g.ph = (p.OH - 1) * p.stride_h + (p.KH - 1) * p.dil_h + 1;
+  const size_t pw = (p.OW - 1) * p.stride_w + (p.KW - 1) * p.dil_w + 1;
+  g.pws = div_up(pw, p.stride_w);
+  g.rs = round_up(g.pws + kMaxLanes, 16);
+  return g;
+}
+inline size_t dw_plane_floats(const Conv2dParams& p) {
+  const DwGeom g = dw_geom(p);
+  return round_up(g.ph * p.stride_w * g.rs + kMaxLanes, 16);
+}
+
+inline size_t im2col_per_thread(const Conv2dParams& p) {
+  const size_t P = pixel_tile(p);
+  const size_t ohw = p.OH * p.OW;
+  const size_t last = ohw - (div_up(ohw, P) - 1) * P;
+  const size_t g = std::max(gemm_scratch_floats(group_gemm(p, P, P, ohw), 1),
+                            gemm_scratch_floats(group_gemm(p, last, last, ohw), 1));
+  return round_up(kdim(p) * P, 16) + round_up(g, 16);
+}
+
+}  // namespace convoy::kernels::conv_detail
+#endif  // CONVOY_KERNELS_CONV2D_SHARED
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/conv2d.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "kernels/epilogue-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace convoy::kernels::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+namespace {
+
+using namespace conv_detail;  // NOLINT
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+// Tile of the col matrix for image `in_n`, group channels [c0, c0+Cg), output pixels [p0, p0+np):
+// col[(c*KH + kh)*KW + kw][t] = in[c][ih][iw] or 0 outside the input.
+void im2col_tile(const Conv2dParams& p, const float* in_n, size_t c0, size_t p0, size_t np, float* HWY_RESTRICT col) {
+  const size_t Cg = p.C / p.group;
+  const ptrdiff_t H = static_cast<ptrdiff_t>(p.H), W = static_cast<ptrdiff_t>(p.W);
+  for (size_t c = 0; c < Cg; ++c) {
+    const float* plane = in_n + (c0 + c) * p.H * p.W;
+    for (size_t kh = 0; kh < p.KH; ++kh) {
+      for (size_t kw = 0; kw < p.KW; ++kw) {
+        float* dst = col + ((c * p.KH + kh) * p.KW + kw) * np;
+        size_t oh = p0 / p.OW, ow = p0 % p.OW;
+        for (size_t t = 0; t < np;) {
+          const size_t seg = std::min(p.OW - ow, np - t);
+          const ptrdiff_t ih = static_cast<ptrdiff_t>(oh * p.stride_h + kh * p.dil_h) - static_cast<ptrdiff_t>(p.pad_top);
+          float* d = dst + t;
+          if (ih < 0 || ih >= H) {
+            std::fill(d, d + seg, 0.f);
+          } else {
+            const float* src = plane + ih * W;
+            const ptrdiff_t iw0 = static_cast<ptrdiff_t>(ow * p.stride_w + kw * p.dil_w) - static_cast<ptrdiff_t>(p.pad_left);
+            if (p.stride_w == 1) {
+              const ptrdiff_t s = static_cast<ptrdiff_t>(seg);
+              const ptrdiff_t lo = std::clamp<ptrdiff_t>(-iw0, 0, s);
+              const ptrdiff_t hi = std::clamp<ptrdiff_t>(W - iw0, lo, s);
+              std::fill(d, d + lo, 0.f);
+              if (hi > lo) std::memcpy(d + lo, src + iw0 + lo, static_cast<size_t>(hi - lo) * sizeof(float));
+              std::fill(d + hi, d + s, 0.f);
+            } else {
+              const ptrdiff_t sw = static_cast<ptrdiff_t>(p.stride_w);
+              for (size_t u = 0; u < seg; ++u) {
+                const ptrdiff_t iw = iw0 + static_cast<ptrdiff_t>(u) * sw;
+                d[u] = (iw >= 0 && iw < W) ? src[iw] : 0.f;
+              }
+            }
+          }
+          t += seg;
+          ow = 0;
+          ++oh;
+        }
+      }
+    }
+  }
+}
+
+void conv_pointwise(const Conv2dParams& p, const float* in, const float* w, float* out, float* scratch,
+                    const Parallel& par) {
+  const size_t hw = p.H * p.W, Mg = p.M / p.group, Cg = p.C / p.group;
+  for (size_t g = 0; g < p.group; ++g) {
+    GemmParams gp = group_gemm(p, hw, hw, hw);
+    gp.batch = p.N;
+    gp.b_bs = static_cast<ptrdiff_t>(p.C * hw);
+    gp.c_bs = static_cast<ptrdiff_t>(p.M * hw);
+    gp.ep = p.ep;
+    gp.ep.bias_per_row = true;
+    if (p.ep.bias) gp.ep.bias = p.ep.bias + g * Mg;
+    if (p.ep.residual) gp.ep.residual = p.ep.residual + g * Mg * hw;
+    gemm(gp, w + g * Mg * Cg, in + g * Cg * hw, out + g * Mg * hw, scratch, par);
+  }
+}
+
+void conv_im2col(const Conv2dParams& p, const float* in, const float* w, float* out, float* scratch, const Parallel& par) {
+  const size_t ohw = p.OH * p.OW, Mg = p.M / p.group, Cg = p.C / p.group, K = kdim(p);
+  const size_t P = pixel_tile(p);
+  const size_t n_tiles = div_up(ohw, P);
+  const size_t per_thread = im2col_per_thread(p);
+  const size_t col_floats = round_up(K * P, 16);
+  par.run(p.N * p.group * n_tiles, [&](size_t task, size_t thread) {
+    const size_t tile = task % n_tiles;
+    const size_t g = (task / n_tiles) % p.group;
+    const size_t n = task / (n_tiles * p.group);
+    const size_t p0 = tile * P, np = std::min(P, ohw - p0);
+    float* col = scratch + thread * per_thread;
+    im2col_tile(p, in + n * p.C * p.H * p.W, g * Cg, p0, np, col);
+    GemmParams gp = group_gemm(p, np, np, ohw);
+    const size_t off = (n * p.M + g * Mg) * ohw + p0;
+    gp.ep = p.ep;
+    gp.ep.bias_per_row = true;
+    if (p.ep.bias) gp.ep.bias = p.ep.bias + g * Mg;
+    if (p.ep.residual) gp.ep.residual = p.ep.residual + off;
+    const SerialParallel serial;
+    gemm(gp, w + g * Mg * K, col, out + off, col + col_floats, serial);
+  });
+}
+
+void conv_depthwise(const Conv2dParams& p, const float* in, const float* w, float* out, float* scratch,
+                    const Parallel& par) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  const DwGeom geo = dw_geom(p);
+  const size_t per_thread = dw_plane_floats(p);
+  const size_t sw = p.stride_w, ohw = p.OH * p.OW, taps = p.KH * p.KW;
+  const ptrdiff_t H = static_cast<ptrdiff_t>(p.H), W = static_cast<ptrdiff_t>(p.W);
+  par.run(p.N * p.C, [&](size_t task, size_t thread) {
+    const size_t c = task % p.C;
+    const float* src = in + task * p.H * p.W;
+    float* dst = out + task * ohw;
+    const float* res = p.ep.residual ? p.ep.residual + task * ohw : nullptr;
+    const float* wc = w + c * taps;
+    const float bias = p.ep.bias ? p.ep.bias[c] : 0.f;
+    float* buf = scratch + thread * per_thread;
+    // Fill the phase-split padded plane: buf[(y*sw + ph)*rs + i] = in(y - pad_top, i*sw + ph - pad_left).
+    for (size_t y = 0; y < geo.ph; ++y) {
+      const ptrdiff_t ih = static_cast<ptrdiff_t>(y) - static_cast<ptrdiff_t>(p.pad_top);
+      for (size_t ph = 0; ph < sw; ++ph) {
+        float* row = buf + (y * sw + ph) * geo.rs;
+        if (ih < 0 || ih >= H) {
+          std::fill(row, row + geo.rs, 0.f);
+          continue;
+        }
+        // In-input part [i_lo, i_hi) of the phase row, zeros around it.
+        const ptrdiff_t sws = static_cast<ptrdiff_t>(sw), off = static_cast<ptrdiff_t>(ph) - static_cast<ptrdiff_t>(p.pad_left);
+        const ptrdiff_t i_lo = std::clamp<ptrdiff_t>(off >= 0 ? 0 : (-off + sws - 1) / sws, 0, static_cast<ptrdiff_t>(geo.pws));
+        const ptrdiff_t i_hi = std::clamp<ptrdiff_t>(W - off <= 0 ? 0 : (W - off + sws - 1) / sws, i_lo, static_cast<ptrdiff_t>(geo.pws));
+        const float* srow = src + ih * W;
+        std::fill(row, row + i_lo, 0.f);
+        if (sw == 1) {
+          if (i_hi > i_lo) std::memcpy(row + i_lo, srow + off + i_lo, static_cast<size_t>(i_hi - i_lo) * sizeof(float));
+        } else {
+          for (ptrdiff_t i = i_lo; i < i_hi; ++i) row[i] = srow[off + i * sws];
+        }
+        std::fill(row + i_hi, row + geo.rs, 0.f);
+      }
+    }
+    const VF vbias = hn::Set(d, bias);
+    HWY_ALIGN float tmp[kMaxLanes];
+    for (size_t oh = 0; oh < p.OH; ++oh) {
+      float* orow = dst + oh * p.OW;
+      const float* rrow = res ? res + oh * p.OW : nullptr;
+      for (size_t ow = 0; ow < p.OW; ow += L) {
+        VF acc = hn::Zero(d);
+        for (size_t kh = 0; kh < p.KH; ++kh) {
+          const size_t y = oh * p.stride_h + kh * p.dil_h;
+          for (size_t kw = 0; kw < p.KW; ++kw) {
+            const size_t x = kw * p.dil_w;
+            // Reads up to index ow + L - 1 + x / sw < pws + L <= rs: inside the padded row.
+            const float* s = buf + (y * sw + x % sw) * geo.rs + ow + x / sw;
+            acc = hn::MulAdd(hn::Set(d, wc[kh * p.KW + kw]), hn::LoadU(d, s), acc);
+          }
+        }
+        acc = hn::Add(acc, vbias);
+        if (ow + L <= p.OW) {
+          if (rrow) acc = hn::Add(acc, hn::LoadU(d, rrow + ow));
+          hn::StoreU(activate_vec(d, acc, p.ep), d, orow + ow);
+        } else {
+          // Output tail: the residual and output rows end here, so finish it in scalar.
+          hn::Store(acc, d, tmp);
+          for (size_t t = 0; ow + t < p.OW; ++t) {
+            float v = tmp[t];
+            if (rrow) v += rrow[ow + t];
+            orow[ow + t] = activate_scalar(v, p.ep);
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void conv2d_impl(const Conv2dParams& p, const float* in, const float* w, float* out, float* scratch, const Parallel* par) {
+  if (p.N == 0 || p.M == 0 || p.OH == 0 || p.OW == 0) return;
+  switch (conv_path(p)) {
+    case ConvPath::kPointwise:
+      conv_pointwise(p, in, w, out, scratch, *par);
+      break;
+    case ConvPath::kDepthwise:
+      conv_depthwise(p, in, w, out, scratch, *par);
+      break;
+    case ConvPath::kIm2col:
+      conv_im2col(p, in, w, out, scratch, *par);
+      break;
+  }
+}
+
+}  // namespace convoy::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace convoy::kernels {
+
+HWY_EXPORT(conv2d_impl);
+
+size_t conv2d_packed_weight_floats(const Conv2dParams& p) { return p.M * conv_detail::kdim(p); }
+
+void pack_conv2d_weights(const Conv2dParams& p, const float* w, float* packed) {
+  std::memcpy(packed, w, conv2d_packed_weight_floats(p) * sizeof(float));
+}
+
+size_t conv2d_scratch_floats(const Conv2dParams& p, size_t threads) {
+  using namespace conv_detail;  // NOLINT
+  if (p.N == 0 || p.M == 0 || p.OH == 0 || p.OW == 0) return 0;
+  threads = std::max<size_t>(threads, 1);
+  switch (conv_path(p)) {
+    case ConvPath::kPointwise: {
+      GemmParams gp = group_gemm(p, p.H * p.W, p.H * p.W, p.H * p.W);
+      gp.batch = p.N;
+      return gemm_scratch_floats(gp, threads);
+    }
+    case ConvPath::kDepthwise:
+      return threads * dw_plane_floats(p);
+    case ConvPath::kIm2col:
+      return threads * im2col_per_thread(p);
+  }
+  return 0;
+}
+
+void conv2d(const Conv2dParams& p, const float* in, const float* w_packed, float* out, float* scratch,
+            const Parallel& par) {
+  HWY_DYNAMIC_DISPATCH(conv2d_impl)(p, in, w_packed, out, scratch, &par);
+}
+
+}  // namespace convoy::kernels
+#endif  // HWY_ONCE

@@ -1,0 +1,144 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/conv2d.h"
+#include "kernels/targets_threads.h"
+#include "reference/conv2d_ref.h"
+
+using namespace convoy;
+using kernels::Activation;
+using kernels::Conv2dParams;
+
+namespace {
+
+struct Case {
+  size_t N, C, H, W, M, KH, KW, group;
+  size_t sh, sw, pt, pl, pb, pr, dh, dw;
+  bool bias, residual;
+  Activation act;
+};
+
+std::string describe(const Case& c) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "N=%zu C=%zu H=%zu W=%zu M=%zu K=%zux%zu g=%zu s=%zu,%zu pads=%zu,%zu,%zu,%zu dil=%zu,%zu bias=%d res=%d act=%d",
+                c.N, c.C, c.H, c.W, c.M, c.KH, c.KW, c.group, c.sh, c.sw, c.pt, c.pl, c.pb, c.pr, c.dh, c.dw, c.bias,
+                c.residual, static_cast<int>(c.act));
+  return buf;
+}
+
+void run_case(const Case& cs, std::mt19937& rng) {
+  INFO(describe(cs));
+  Conv2dParams p;
+  p.N = cs.N;
+  p.C = cs.C;
+  p.H = cs.H;
+  p.W = cs.W;
+  p.M = cs.M;
+  p.KH = cs.KH;
+  p.KW = cs.KW;
+  p.group = cs.group;
+  p.stride_h = cs.sh;
+  p.stride_w = cs.sw;
+  p.pad_top = cs.pt;
+  p.pad_left = cs.pl;
+  p.dil_h = cs.dh;
+  p.dil_w = cs.dw;
+  // ONNX output size (floor).
+  p.OH = (cs.H + cs.pt + cs.pb - ((cs.KH - 1) * cs.dh + 1)) / cs.sh + 1;
+  p.OW = (cs.W + cs.pl + cs.pr - ((cs.KW - 1) * cs.dw + 1)) / cs.sw + 1;
+  const size_t out_size = p.N * p.M * p.OH * p.OW;
+  const auto in = kernel_test::random_floats(rng, p.N * p.C * p.H * p.W, -1.f, 1.f);
+  const auto w = kernel_test::random_floats(rng, p.M * (p.C / p.group) * p.KH * p.KW, -1.f, 1.f);
+  const auto bias = kernel_test::random_floats(rng, p.M, -1.f, 1.f);
+  const auto res = kernel_test::random_floats(rng, out_size, -1.f, 1.f);
+  if (cs.bias) p.ep.bias = bias.data();
+  if (cs.residual) p.ep.residual = res.data();
+  p.ep.act = cs.act;
+  p.ep.alpha = cs.act == Activation::kClip ? -0.25f : 0.2f;
+  p.ep.beta = 0.5f;
+
+  std::vector<double> want, mag;
+  ref::conv2d_ref(p, in.data(), w.data(), want, mag);
+
+  std::vector<float> packed(kernels::conv2d_packed_weight_floats(p));
+  kernels::pack_conv2d_weights(p, w.data(), packed.data());
+  std::vector<float> got[2];
+  const size_t threads[2] = {1, 3};
+  for (int t = 0; t < 2; ++t) {
+    got[t].assign(out_size, std::numeric_limits<float>::quiet_NaN());
+    std::vector<float> scratch(std::max<size_t>(kernels::conv2d_scratch_floats(p, threads[t]), 1));
+    if (t == 0) {
+      kernels::conv2d(p, in.data(), packed.data(), got[t].data(), scratch.data(), kernels::SerialParallel());
+    } else {
+      kernels::conv2d(p, in.data(), packed.data(), got[t].data(), scratch.data(), kernel_test::ThreadParallel(3));
+    }
+  }
+  const double eps = std::numeric_limits<float>::epsilon();
+  const size_t K = p.C / p.group * p.KH * p.KW;
+  for (size_t i = 0; i < out_size; ++i) {
+    const double tol = 1e-6 + 2.0 * eps * static_cast<double>(K + 4) * mag[i];
+    if (!(std::fabs(got[0][i] - want[i]) <= tol)) {
+      FAIL_CHECK("index ", i, " got ", got[0][i], " expected ", want[i], " tol ", tol);
+      break;
+    }
+  }
+  CHECK(std::memcmp(got[0].data(), got[1].data(), out_size * sizeof(float)) == 0);
+}
+
+// N, C, H, W, M, KH, KW, group, sh, sw, pt, pl, pb, pr, dh, dw, bias, residual, act
+const Case kCases[] = {
+    // 1x1 stride 1 no pad: GEMM directly on the input.
+    {2, 13, 7, 9, 17, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, true, false, Activation::kRelu},
+    {2, 8, 5, 11, 12, 1, 1, 4, 1, 1, 0, 0, 0, 0, 1, 1, true, true, Activation::kRelu},
+    {1, 50, 1, 1, 30, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, true, true, Activation::kNone},   // GEMV shape
+    {3, 1, 4, 4, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, false, false, Activation::kNone},
+    // 1x1 with stride / pad: im2col.
+    {1, 6, 9, 9, 5, 1, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, true, false, Activation::kNone},
+    {1, 3, 6, 7, 4, 1, 1, 1, 1, 1, 1, 0, 1, 2, 1, 1, false, true, Activation::kLeakyRelu},
+    // General.
+    {1, 5, 11, 13, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, false, Activation::kNone},
+    {2, 4, 12, 10, 6, 3, 3, 1, 2, 2, 0, 1, 1, 0, 1, 1, true, true, Activation::kRelu},
+    {1, 3, 17, 17, 5, 5, 5, 1, 3, 3, 3, 2, 1, 3, 2, 2, false, false, Activation::kLeakyRelu},
+    {1, 6, 9, 8, 4, 3, 3, 2, 1, 2, 1, 1, 1, 1, 2, 1, true, false, Activation::kClip},
+    {1, 3, 1, 50, 4, 1, 7, 1, 1, 1, 0, 3, 0, 3, 1, 1, true, false, Activation::kNone},    // 1-D
+    {1, 64, 20, 20, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, true, Activation::kRelu},  // several pixel tiles
+    {1, 4, 10, 10, 8, 3, 3, 4, 1, 1, 1, 1, 1, 1, 1, 1, true, false, Activation::kNone},   // channel multiplier 2
+    {1, 3, 7, 7, 2, 7, 7, 1, 2, 2, 3, 3, 3, 3, 1, 1, true, false, Activation::kNone},
+    {1, 2, 2, 2, 3, 3, 3, 1, 1, 1, 2, 2, 2, 2, 1, 1, true, false, Activation::kNone},     // mostly padding
+    // Depthwise (group == C == M).
+    {2, 19, 15, 15, 19, 3, 3, 19, 1, 1, 1, 1, 1, 1, 1, 1, true, false, Activation::kClip},
+    {1, 5, 16, 33, 5, 3, 3, 5, 2, 2, 1, 1, 0, 0, 2, 2, true, true, Activation::kRelu},
+    {1, 3, 20, 23, 3, 5, 5, 3, 3, 3, 2, 1, 2, 3, 1, 1, false, false, Activation::kNone},
+    {1, 4, 9, 17, 4, 3, 3, 4, 1, 1, 0, 0, 0, 0, 1, 1, false, true, Activation::kLeakyRelu},
+    {1, 1, 8, 40, 1, 3, 5, 1, 1, 1, 1, 2, 1, 2, 1, 1, true, false, Activation::kNone},
+};
+
+}  // namespace
+
+TEST_CASE("conv2d: pointwise, im2col and depthwise paths against the naive reference") {
+  std::mt19937 rng(kernel_test::test_seed("conv2d"));
+  kernel_test::for_each_target([&](const char*) {
+    for (const Case& c : kCases) run_case(c, rng);
+  });
+}
+
+TEST_CASE("conv2d: residual + relu, strides 1-3, dilation 1-2 sweep") {
+  std::mt19937 rng(kernel_test::test_seed("conv2d sweep"));
+  kernel_test::for_each_target([&](const char*) {
+    for (size_t s = 1; s <= 3; ++s)
+      for (size_t dil = 1; dil <= 2; ++dil)
+        for (size_t group : {size_t{1}, size_t{3}}) {
+          Case c{1, 6, 13, 14, group == 3 ? size_t{6} : size_t{5}, 3, 3, group, s, s, 1, 2, 2, 0, dil, dil, true, true,
+                 Activation::kRelu};
+          if (group == 3 && s == 2) c.M = 3, c.group = 3, c.C = 3;  // depthwise
+          run_case(c, rng);
+        }
+  });
+}

@@ -1,0 +1,259 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/gemm.h"
+#include "kernels/targets_threads.h"
+#include "reference/gemm_ref.h"
+
+using namespace convoy;
+using kernels::Activation;
+using kernels::GemmParams;
+
+namespace {
+
+struct Case {
+  size_t M, N, K, batch = 1;
+  bool ta = false, tb = false;  // A / B stored transposed
+  size_t a_step = 1;            // extra column stride for A (1 = contiguous k or i)
+  float alpha = 1.f, beta = 0.f;
+  int bias = 0;                 // 0 none, 1 per row, 2 per column
+  bool residual = false;
+  bool residual_in_c = false;   // residual aliases C (beta must be 0)
+  Activation act = Activation::kNone;
+  bool shared_b = false;        // B batch stride 0
+};
+
+std::string describe(const Case& c) {
+  return "M=" + std::to_string(c.M) + " N=" + std::to_string(c.N) + " K=" + std::to_string(c.K) +
+         " batch=" + std::to_string(c.batch) + " ta=" + std::to_string(c.ta) + " tb=" + std::to_string(c.tb) +
+         " a_step=" + std::to_string(c.a_step) + " alpha=" + std::to_string(c.alpha) + " beta=" + std::to_string(c.beta) +
+         " bias=" + std::to_string(c.bias) + " res=" + std::to_string(c.residual) +
+         " res_in_c=" + std::to_string(c.residual_in_c) + " act=" + std::to_string(static_cast<int>(c.act));
+}
+
+// Runs one case on the current target with 1 and 3 threads; checks the reference and that
+// both thread counts give the same bits.
+void run_case(const Case& cs, std::mt19937& rng) {
+  INFO(describe(cs));
+  GemmParams p;
+  p.M = cs.M;
+  p.N = cs.N;
+  p.K = cs.K;
+  p.batch = cs.batch;
+  // Leading dimensions padded by 3 so that strides are not the logical sizes.
+  if (cs.ta) {
+    p.a_rs = 1 * static_cast<ptrdiff_t>(cs.a_step);
+    p.a_cs = static_cast<ptrdiff_t>((cs.M * cs.a_step) + 3);
+  } else {
+    p.a_cs = static_cast<ptrdiff_t>(cs.a_step);
+    p.a_rs = static_cast<ptrdiff_t>(cs.K * cs.a_step + 3);
+  }
+  const size_t a_span = cs.ta ? static_cast<size_t>(p.a_cs) * cs.K : static_cast<size_t>(p.a_rs) * cs.M;
+  p.a_bs = static_cast<ptrdiff_t>(a_span);
+  if (cs.tb) {
+    p.b_rs = 1;
+    p.b_cs = static_cast<ptrdiff_t>(cs.K + 2);
+  } else {
+    p.b_cs = 1;
+    p.b_rs = static_cast<ptrdiff_t>(cs.N + 2);
+  }
+  const size_t b_span = cs.tb ? static_cast<size_t>(p.b_cs) * cs.N : static_cast<size_t>(p.b_rs) * cs.K;
+  p.b_bs = cs.shared_b ? 0 : static_cast<ptrdiff_t>(b_span);
+  p.ldc = cs.N + 5;
+  p.c_bs = static_cast<ptrdiff_t>(p.ldc * cs.M + 7);
+  p.alpha = cs.alpha;
+  p.beta = cs.beta;
+  const size_t c_size = static_cast<size_t>(p.c_bs) * cs.batch;
+
+  // Exact-size buffers (no padding after them): a vector overread would show under ASan.
+  const auto a = kernel_test::random_floats(rng, std::max<size_t>(a_span * cs.batch, 1), -1.f, 1.f);
+  const auto b = kernel_test::random_floats(rng, std::max<size_t>(cs.shared_b ? b_span : b_span * cs.batch, 1), -1.f, 1.f);
+  std::vector<float> c0 = kernel_test::random_floats(rng, c_size, -1.f, 1.f);
+  const auto bias = kernel_test::random_floats(rng, cs.bias == 2 ? cs.N : cs.M, -1.f, 1.f);
+  const auto res = kernel_test::random_floats(rng, c_size, -1.f, 1.f);
+  if (cs.bias) {
+    p.ep.bias = bias.data();
+    p.ep.bias_per_row = cs.bias == 1;
+  }
+  if (cs.residual) p.ep.residual = res.data();
+  p.ep.act = cs.act;
+  p.ep.alpha = cs.act == Activation::kClip ? -0.5f : 0.1f;
+  p.ep.beta = 0.75f;
+  if (cs.beta == 0.f && !cs.residual_in_c) std::fill(c0.begin(), c0.end(), std::numeric_limits<float>::quiet_NaN());
+  if (cs.residual_in_c) c0 = res;
+
+  std::vector<double> want, mag;
+  kernels::GemmParams pr = p;
+  if (cs.residual_in_c) pr.ep.residual = res.data();
+  ref::gemm_ref(pr, a.data(), b.data(), c0.data(), want, mag);
+
+  std::vector<float> got[2];
+  const size_t threads[2] = {1, 3};
+  for (int t = 0; t < 2; ++t) {
+    got[t] = c0;
+    GemmParams q = p;
+    if (cs.residual_in_c) q.ep.residual = got[t].data();
+    std::vector<float> scratch(std::max<size_t>(kernels::gemm_scratch_floats(q, threads[t]), 1));
+    if (t == 0) {
+      kernels::gemm(q, a.data(), b.data(), got[t].data(), scratch.data(), kernels::SerialParallel());
+    } else {
+      kernels::gemm(q, a.data(), b.data(), got[t].data(), scratch.data(), kernel_test::ThreadParallel(3));
+    }
+  }
+  const double eps = std::numeric_limits<float>::epsilon();
+  bool ok = true;
+  for (size_t bi = 0; bi < cs.batch && ok; ++bi)
+    for (size_t i = 0; i < cs.M && ok; ++i)
+      for (size_t j = 0; j < cs.N && ok; ++j) {
+        const size_t r = (bi * cs.M + i) * cs.N + j;
+        const size_t ci = bi * static_cast<size_t>(p.c_bs) + i * p.ldc + j;
+        const double tol = 1e-6 + 2.0 * eps * static_cast<double>(cs.K + 4) * mag[r];
+        if (!(std::fabs(got[0][ci] - want[r]) <= tol)) {
+          FAIL_CHECK("batch ", bi, " (", i, ",", j, ") got ", got[0][ci], " expected ", want[r], " tol ", tol);
+          ok = false;
+        }
+      }
+  // Elements between rows / batches (ldc and batch padding) are never written.
+  for (size_t bi = 0; bi < cs.batch && ok; ++bi)
+    for (size_t i = 0; i < cs.M && ok; ++i)
+      for (size_t j = cs.N; j < p.ldc && i * p.ldc + j < static_cast<size_t>(p.c_bs); ++j) {
+        const size_t ci = bi * static_cast<size_t>(p.c_bs) + i * p.ldc + j;
+        if (std::memcmp(&got[0][ci], &c0[ci], sizeof(float)) != 0) {
+          FAIL_CHECK("wrote outside C at batch ", bi, " row ", i, " col ", j);
+          ok = false;
+          break;
+        }
+      }
+  CHECK(std::memcmp(got[0].data(), got[1].data(), c_size * sizeof(float)) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("gemm: odd sizes, transposes, every target, 1 and 3 threads") {
+  std::mt19937 rng(kernel_test::test_seed("gemm sizes"));
+  const size_t sizes[] = {1, 2, 7, 15, 16, 17, 13, 49, 127};
+  kernel_test::for_each_target([&](const char*) {
+    for (size_t M : sizes)
+      for (size_t N : {size_t{1}, size_t{15}, size_t{16}, size_t{17}, size_t{50}}) {
+        Case c;
+        c.M = M;
+        c.N = N;
+        c.K = (M * 7 + N) % 37 + 1;
+        c.ta = (M + N) % 2 == 1;
+        c.tb = (M / 2 + N) % 2 == 1;
+        run_case(c, rng);
+      }
+  });
+}
+
+TEST_CASE("gemm: several K blocks, tiles past the block sizes, batch") {
+  std::mt19937 rng(kernel_test::test_seed("gemm large"));
+  kernel_test::for_each_target([&](const char* name) {
+    const bool slow = std::string(name) == "SCALAR";
+    Case c;
+    c.M = 151;
+    c.N = 497;
+    c.K = 600;  // 3 K blocks
+    c.bias = 1;
+    c.residual = true;
+    c.act = Activation::kRelu;
+    c.beta = 0.5f;
+    if (slow) {
+      c.M = 37;
+      c.N = 101;
+    }
+    run_case(c, rng);
+    Case d;
+    d.M = 65;
+    d.N = 70;
+    d.K = 257;
+    d.batch = 3;
+    d.ta = true;
+    d.tb = true;
+    d.alpha = -1.5f;
+    d.beta = 2.f;
+    d.bias = 2;
+    d.act = Activation::kClip;
+    run_case(d, rng);
+    d.shared_b = true;
+    d.ta = false;
+    d.a_step = 2;
+    d.beta = 0.f;
+    d.act = Activation::kLeakyRelu;
+    run_case(d, rng);
+  });
+}
+
+TEST_CASE("gemm: every epilogue variant and alpha/beta") {
+  std::mt19937 rng(kernel_test::test_seed("gemm epilogue"));
+  kernel_test::for_each_target([&](const char*) {
+    for (int bias = 0; bias < 3; ++bias)
+      for (int res = 0; res < 3; ++res)
+        for (Activation act : {Activation::kNone, Activation::kRelu, Activation::kLeakyRelu, Activation::kClip})
+          for (float beta : {0.f, 1.f, -0.5f}) {
+            if (res == 2 && beta != 0.f) continue;
+            Case c;
+            c.M = 19;
+            c.N = 35;
+            c.K = 300;
+            c.batch = 2;
+            c.alpha = 0.75f;
+            c.beta = beta;
+            c.bias = bias;
+            c.residual = res == 1;
+            c.residual_in_c = res == 2;
+            c.act = act;
+            run_case(c, rng);
+          }
+  });
+}
+
+TEST_CASE("gemm: GEMV shapes (M == 1 or N == 1), all layouts") {
+  std::mt19937 rng(kernel_test::test_seed("gemm gemv"));
+  kernel_test::for_each_target([&](const char*) {
+    for (size_t n : {size_t{1}, size_t{3}, size_t{16}, size_t{17}, size_t{63}, size_t{130}, size_t{2500}})
+      for (size_t K : {size_t{1}, size_t{15}, size_t{16}, size_t{33}, size_t{700}})
+        for (int layout = 0; layout < 4; ++layout) {
+          Case c;
+          const bool m1 = layout < 2;
+          c.M = m1 ? 1 : n;
+          c.N = m1 ? n : 1;
+          c.K = K;
+          c.ta = layout == 3;
+          c.tb = layout == 1;
+          c.bias = static_cast<int>((n + K) % 3);
+          c.residual = (n + K) % 2 == 0;
+          c.act = Activation::kRelu;
+          c.beta = K % 2 ? 0.f : 0.5f;
+          c.batch = n > 1000 ? 1 : 2;
+          run_case(c, rng);
+        }
+    // A strided row vector with a transposed B takes the blocked path.
+    Case c;
+    c.M = 1;
+    c.N = 40;
+    c.K = 50;
+    c.a_step = 3;
+    c.tb = true;
+    run_case(c, rng);
+  });
+}
+
+TEST_CASE("gemm: K == 0 gives beta*C + epilogue") {
+  std::mt19937 rng(kernel_test::test_seed("gemm k0"));
+  kernel_test::for_each_target([&](const char*) {
+    Case c;
+    c.M = 9;
+    c.N = 20;
+    c.K = 0;
+    c.beta = 0.5f;
+    c.bias = 1;
+    run_case(c, rng);
+  });
+}
