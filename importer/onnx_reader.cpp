@@ -73,6 +73,7 @@ void read_external(const ReadCtx& ctx, const onnx::TensorProto& t, size_t expect
   if (f.fd < 0) fail(str_cat(what, ": cannot open external data '", location, "': ", std::strerror(errno)));
   struct stat st{};
   if (::fstat(f.fd, &st) != 0) fail(str_cat(what, ": cannot stat external data '", location, "'"));
+  if (st.st_nlink > 1) fail(str_cat(what, ": external data '", location, "' is a hard link (may reach outside the model directory)"));
   if (static_cast<uint64_t>(offset) > static_cast<uint64_t>(st.st_size) ||
       expect > static_cast<uint64_t>(st.st_size) - static_cast<uint64_t>(offset))
     fail(str_cat(what, ": external data range (offset ", offset, ", ", expect, " bytes) runs past the end of '",

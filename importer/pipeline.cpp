@@ -27,4 +27,11 @@ void optimize_graph(Graph& g) {
   passes::eliminate_dead_nodes(g);
 }
 
+void prepare_fc_to_conv(Graph& g) {
+  passes::remove_identity(g);
+  passes::fold_constants(g);
+  passes::eliminate_dead_nodes(g);
+  passes::fc_to_conv(g);
+}
+
 }  // namespace convoy

@@ -12,5 +12,7 @@ namespace convoy {
 void check_supported_ops(const Graph& g);
 // The pass order: clean-up (identity, constants, dead nodes, Conv+BN), then fusion.
 void optimize_graph(Graph& g);
+// Clean-up passes then FC-to-conv, nothing fused (the graph stays writable as ONNX).
+void prepare_fc_to_conv(Graph& g);
 
 }  // namespace convoy

@@ -52,9 +52,11 @@ void softmax_row(const float* in, float* out, size_t n, bool log) {
   const float sum = hn::GetLane(hn::SumOfLanes(d, vsum));
 
   if (log) {
-    const V shift = hn::Add(m, hn::Set(d, std::log(sum)));
-    for (i = 0; i + N <= n; i += N) hn::StoreU(hn::Sub(hn::LoadU(d, in + i), shift), d, out + i);
-    if (i < n) StorePart(d, hn::Sub(LoadPart(d, in + i, n - i), shift), out + i, n - i);
+    // (x - max) - log(sum), not x - (max + log(sum)): with |x| ~ 1e4 the latter rounds away
+    // the log term's low bits.
+    const V lse = hn::Set(d, std::log(sum));
+    for (i = 0; i + N <= n; i += N) hn::StoreU(hn::Sub(hn::Sub(hn::LoadU(d, in + i), m), lse), d, out + i);
+    if (i < n) StorePart(d, hn::Sub(hn::Sub(LoadPart(d, in + i, n - i), m), lse), out + i, n - i);
   } else {
     const V inv = hn::Set(d, 1.f / sum);
     for (i = 0; i + N <= n; i += N) hn::StoreU(hn::Mul(hn::LoadU(d, out + i), inv), d, out + i);
@@ -74,9 +76,9 @@ void softmax_columns(const float* in, float* out, size_t len, size_t inner, size
     sum = hn::Add(sum, e);
   }
   if (log) {
-    const V shift = hn::Add(m, hn::Log(d, sum));
+    const V lse = hn::Log(d, sum);
     for (size_t k = 0; k < len; ++k)
-      StorePart(d, hn::Sub(LoadPart(d, in + k * inner, w), shift), out + k * inner, w);
+      StorePart(d, hn::Sub(hn::Sub(LoadPart(d, in + k * inner, w), m), lse), out + k * inner, w);
   } else {
     const V inv = hn::Div(hn::Set(d, 1.f), sum);
     for (size_t k = 0; k < len; ++k)

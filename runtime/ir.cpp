@@ -100,19 +100,23 @@ std::shared_ptr<ConstTensor> ConstTensor::make(DType t, Shape shape) {
   auto c = std::make_shared<ConstTensor>();
   c->dtype = t;
   c->shape = std::move(shape);
-  c->bytes.assign(static_cast<size_t>(checked_numel(c->shape, "constant")) * dtype_size(t), '\0');
+  const size_t bytes = static_cast<size_t>(checked_numel(c->shape, "constant")) * dtype_size(t);
+  if (bytes > kMaxFoldedBytes)
+    fail(str_cat("a constant of shape ", shape_str(c->shape), " needs ", bytes >> 20, " MiB, over convoy's limit of ",
+                 kMaxFoldedBytes >> 20, " MiB for values computed at load/plan time"));
+  c->bytes.assign(bytes, '\0');
   return c;
 }
 
 std::shared_ptr<ConstTensor> ConstTensor::from_f32(Shape shape, const std::vector<float>& v) {
   auto c = make(DType::kFloat32, std::move(shape));
-  std::memcpy(c->bytes.data(), v.data(), c->bytes.size());
+  if (!c->bytes.empty()) std::memcpy(c->bytes.data(), v.data(), c->bytes.size());  // v.data() may be null
   return c;
 }
 
 std::shared_ptr<ConstTensor> ConstTensor::from_i64(Shape shape, const std::vector<int64_t>& v) {
   auto c = make(DType::kInt64, std::move(shape));
-  std::memcpy(c->bytes.data(), v.data(), c->bytes.size());
+  if (!c->bytes.empty()) std::memcpy(c->bytes.data(), v.data(), c->bytes.size());  // v.data() may be null
   return c;
 }
 

@@ -21,6 +21,11 @@ size_t dtype_size(DType t);  // 0 for unsupported
 
 using Shape = std::vector<int64_t>;  // -1: unknown (dynamic) dimension
 
+// Largest tensor convoy computes while loading or planning (folded constants, ConstantOfShape):
+// a hostile model must not make the planner allocate unbounded memory. Weights read from the
+// file are bounded by the file itself.
+inline constexpr size_t kMaxFoldedBytes = size_t{1} << 30;
+
 // Overflow-checked element count; throws convoy::Error naming `what` on overflow/negative.
 int64_t checked_numel(const Shape& s, const std::string& what);
 std::string shape_str(const Shape& s);

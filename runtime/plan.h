@@ -61,6 +61,7 @@ struct Plan {
   std::vector<Shape> input_shapes, output_shapes;
   std::vector<TensorLoc> inputs, outputs;
   std::vector<std::shared_ptr<const void>> keep_alive;  // packed weights, folded constants
+  size_t packed_bytes = 0;  // bytes of the packed weights (keep_const) this plan holds
   double flops = 0;
 };
 

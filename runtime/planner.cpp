@@ -150,6 +150,8 @@ TensorLoc OpContext::loc(size_t input) const {
       fail(str_cat("input '", node_.inputs[input], "' is a ", dtype_name(v.constant->dtype), " constant where float32 is needed"));
     TensorLoc l;
     l.cptr = v.constant->f32();
+    // Constants made at plan time are owned by the planner's values: the plan keeps them.
+    planner_.plan_.keep_alive.push_back(v.constant);
     return l;
   }
   if (v.dtype != DType::kFloat32)
@@ -165,6 +167,9 @@ TensorLoc OpContext::temp(size_t floats) {
 }
 
 TensorLoc OpContext::keep_const(std::shared_ptr<const std::vector<float>> data) {
+  // Another session's plan may already hold these exact packed bytes: use that copy.
+  if (planner_.cache_) data = planner_.cache_->intern(node_.name, std::move(data));
+  planner_.plan_.packed_bytes += data->size() * sizeof(float);
   TensorLoc l;
   l.cptr = data->data();
   planner_.plan_.keep_alive.push_back(std::move(data));
@@ -218,6 +223,11 @@ void Planner::note_read(const TensorLoc& l, int step) {
 // Runs the steps a node just emitted (all its inputs are constants) and turns its outputs into
 // constants: constant folding through the same kernels that run the model.
 void Planner::fold_steps(OpContext& ctx, size_t first_step, size_t first_buffer) {
+  size_t fold_bytes = 0;  // each buffer is below 2^40 elements (checked_numel): the sum fits
+  for (size_t b = first_buffer; b < plan_.buffers.size(); ++b) fold_bytes += plan_.buffers[b].bytes;
+  if (fold_bytes > kMaxFoldedBytes)
+    ctx.fail(str_cat("folding this node at plan time needs ", fold_bytes >> 20, " MiB, over convoy's limit of ",
+                     kMaxFoldedBytes >> 20, " MiB"));
   std::vector<AlignedBuffer> storage;
   std::vector<float*> base(plan_.buffers.size(), nullptr);
   for (size_t b = first_buffer; b < plan_.buffers.size(); ++b) {
@@ -366,6 +376,14 @@ Plan Planner::build(const std::vector<Shape>& input_shapes) {
   for (const Step& s : plan_.steps) plan_.flops += s.flops;
   assign_arena_offsets(plan_);
   return std::move(plan_);
+}
+
+std::map<std::string, Shape> infer_shapes(const Graph& g, const std::vector<Shape>& input_shapes) {
+  Planner planner(g);
+  planner.build(input_shapes);
+  std::map<std::string, Shape> shapes;
+  for (const auto& [name, v] : planner.values()) shapes[name] = v.shape;
+  return shapes;
 }
 
 }  // namespace convoy

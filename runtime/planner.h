@@ -8,13 +8,16 @@
 
 #include "runtime/op_context.h"
 #include "runtime/plan.h"
+#include "runtime/weight_cache.h"
 
 namespace convoy {
 
 class Planner {
  public:
   // `threads`: the pool size the plan runs with (per-thread scratch is sized for it).
-  explicit Planner(const Graph& g, size_t threads = 1) : graph_(g), threads_(threads) {}
+  // `cache`: the model's packed-weight cache (shared by its sessions), or null.
+  explicit Planner(const Graph& g, size_t threads = 1, WeightCache* cache = nullptr)
+      : graph_(g), threads_(threads), cache_(cache) {}
 
   // Full plan for these input shapes (one per graph input, in order).
   Plan build(const std::vector<Shape>& input_shapes);
@@ -22,6 +25,9 @@ class Planner {
   // Constant folding at load time: evaluates every node whose inputs are all constants and
   // returns the values of their outputs (name -> constant). Used by passes::fold_constants.
   std::map<std::string, ConstPtr> fold_constant_nodes(std::vector<bool>* folded_nodes);
+
+  // After build(): every value's plan-time state (shape, dtype, constant).
+  const std::map<std::string, PValue>& values() const { return values_; }
 
  private:
   friend class OpContext;
@@ -32,6 +38,7 @@ class Planner {
 
   const Graph& graph_;
   size_t threads_ = 1;
+  WeightCache* cache_ = nullptr;
   Plan plan_;
   std::map<std::string, PValue> values_;
 };
@@ -39,6 +46,9 @@ class Planner {
 // Assigns buffer offsets in one arena by greedy best-fit over lifetimes (largest first) and
 // fills arena_bytes, intermediate_bytes and live_bound_bytes.
 void assign_arena_offsets(Plan& plan);
+
+// Shapes of every value of `g` for these input shapes (plans once and throws the plan away).
+std::map<std::string, Shape> infer_shapes(const Graph& g, const std::vector<Shape>& input_shapes);
 
 // Runs a plan on an arena of at least plan.arena_bytes (64-byte aligned).
 void execute_plan(const Plan& plan, char* arena, const std::vector<const float*>& inputs,

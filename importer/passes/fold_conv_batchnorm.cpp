@@ -16,7 +16,7 @@ bool const_f32(const Graph& g, const std::string& v) {
 bool matches(const Graph& g, const Node& conv, const Node& bn) {
   if (conv.op_type != "Conv" || !conv.domain.empty() || conv.inputs.size() > 3 || conv.has("_act")) return false;
   if (bn.op_type != "BatchNormalization" || !bn.domain.empty() || bn.inputs.size() != 5) return false;
-  if (bn.outputs.size() != 1 || (bn.has("training_mode") && bn.attrs.at("training_mode").i != 0)) return false;
+  if (bn.outputs.size() != 1 || bn.has("_act") || (bn.has("training_mode") && bn.attrs.at("training_mode").i != 0)) return false;
   if (bn.inputs[0] != conv.outputs[0] || !single_use(g, conv.outputs[0])) return false;
   if (!const_f32(g, conv.inputs[1])) return false;
   if (conv.inputs.size() == 3 && !conv.inputs[2].empty() && !const_f32(g, conv.inputs[2])) return false;

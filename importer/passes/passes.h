@@ -20,3 +20,20 @@ bool fuse_residual_add(Graph& g);
 bool fuse_activation(Graph& g);
 
 }  // namespace convoy::passes
+
+namespace convoy::passes {
+
+// FC-to-conv: the classifier head after the last Flatten/Reshape to [N, C*H*W] (through
+// Gemm/MatMul+Add, elementwise activations, Dropout, Softmax) becomes convolutions with the
+// same weights in NCHW flatten order: the first FC an HxW conv, later FCs 1x1 convs, a
+// GlobalAveragePool feeding the head an AveragePool with the training-time window, Softmax on
+// the channel axis. The input's H and W become dynamic. Shapes are inferred at the training
+// size (static input dims, or metadata convoy.input_size). Returns false when the model is
+// already fully convolutional; throws convoy::Error naming the node when the head cannot be
+// converted exactly.
+bool fc_to_conv(Graph& g);
+
+// Training input size [H, W] of a single-image-input model (static dims or convoy.input_size).
+std::vector<int64_t> training_size(const Graph& g);
+
+}  // namespace convoy::passes

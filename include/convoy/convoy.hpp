@@ -5,9 +5,10 @@
 //   convoy::Tensor x({1, 3, 224, 224});          // fill x.data()
 //   std::vector<convoy::Tensor> y = session.run({x});
 //
-// A Model is immutable after load and may be shared by many sessions and threads. A Session owns
-// its plans (one per concrete input shape, cached) and arena; it is not re-entrant: run one call
-// at a time per session.
+// A Model is immutable after load and may be shared by many sessions and threads; packed weights
+// are held once per Model, whatever the number of sessions. A Session owns its plans (one per
+// concrete input shape, cached) and arena; it is not re-entrant: run one call at a time per
+// session (a second concurrent call throws convoy::Error). docs/EMBEDDING.md has the rules.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -16,6 +17,12 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+// The shared library exports exactly what this header declares (it is built with hidden
+// visibility), so everything below is marked default-visible.
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
 
 namespace convoy {
 
@@ -52,7 +59,8 @@ class Tensor {
 };
 
 struct LoadOptions {
-  bool optimize = true;  // run the graph passes (folding, fusion); off only for debugging
+  bool optimize = true;     // run the graph passes (folding, fusion); off only for debugging
+  bool fc_to_conv = false;  // convert the fully-connected head to convolutions (dense scoring)
 };
 
 class Model {
@@ -71,6 +79,16 @@ class Model {
   std::string producer() const;
   size_t parameter_count() const;  // float parameters after folding
   size_t node_count() const;       // nodes after the graph passes
+  // Index of the input/output called `name` in inputs()/outputs(); -1 when there is none.
+  int input_index(const std::string& name) const;
+  int output_index(const std::string& name) const;
+  size_t weight_bytes() const;         // float constants (weights) as loaded, shared by all sessions
+  size_t packed_weight_bytes() const;  // packed copies currently held for the sessions, each held once
+  // Dense scoring geometry (models loaded with fc_to_conv): the training input size [H, W]
+  // (one score-map cell = one crop of this size) and the total stride of the conv/pool stack
+  // (cell (i, j) = crop with top-left pixel (i*stride, j*stride)).
+  std::vector<int64_t> training_size() const;
+  int64_t dense_stride() const;
 
   struct Impl;
   const Impl& impl() const { return *impl_; }
@@ -81,7 +99,9 @@ class Model {
 };
 
 struct SessionOptions {
-  int threads = 0;  // 0: all hardware threads
+  int threads = 0;        // 0: all hardware threads
+  size_t max_memory = 0;  // bytes; 0: no cap. A plan whose arena + weights exceed it is refused
+                          // with a convoy::Error (checked when the plan for a new shape is built).
 };
 
 // One plan step as `convoy inspect` prints it.
@@ -104,6 +124,11 @@ struct PlanInfo {
   double flops = 0;
 };
 
+// Writes `out` = `in` with its fully-connected head converted to convolutions and a dynamic
+// HxW input (an ONNX model any runtime can load). Throws convoy::Error when the head cannot be
+// converted exactly; the output file is written whole or not at all.
+void convert_fc_to_conv(const std::string& in, const std::string& out);
+
 class Session {
  public:
   Session(std::shared_ptr<const Model> model, const SessionOptions& options = {});
@@ -116,6 +141,18 @@ class Session {
 
   // Inputs in the model's input order; outputs in the model's output order.
   std::vector<Tensor> run(const std::vector<Tensor>& inputs);
+  // Inputs by name (every model input, any order); every output by name.
+  std::map<std::string, Tensor> run_named(const std::map<std::string, Tensor>& inputs);
+  // Into caller-provided buffers, no allocation once the plan for these shapes exists:
+  // inputs[i] holds exactly product(input_shapes[i]) floats, outputs[i] at least
+  // product(output_shapes(input_shapes)[i]) floats (both checked).
+  void run(const std::vector<std::span<const float>>& inputs, const std::vector<std::vector<int64_t>>& input_shapes,
+           const std::vector<std::span<float>>& outputs);
+  // Output shapes for these input shapes (builds and caches the plan).
+  std::vector<std::vector<int64_t>> output_shapes(const std::vector<std::vector<int64_t>>& input_shapes);
+  // Bytes this session holds: its arena plus the packed weights of its plans (shared with the
+  // other sessions of the model, see Model::packed_weight_bytes).
+  size_t memory_bytes() const;
   // Builds (or fetches from the cache) the plan for these input shapes and describes it.
   PlanInfo plan_info(const std::vector<std::vector<int64_t>>& input_shapes);
 
@@ -127,3 +164,7 @@ class Session {
 };
 
 }  // namespace convoy
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif

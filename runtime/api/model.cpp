@@ -1,6 +1,8 @@
 #include <thread>
 
 #include "importer/onnx_reader.h"
+#include "importer/onnx_writer.h"
+#include "importer/passes/passes.h"
 #include "importer/pipeline.h"
 #include "runtime/api/model_impl.h"
 #include "runtime/error.h"
@@ -22,6 +24,7 @@ namespace {
 
 std::shared_ptr<Model> finish(Graph g, const LoadOptions& options, std::unique_ptr<Model::Impl>& impl) {
   check_supported_ops(g);
+  if (options.fc_to_conv) prepare_fc_to_conv(g);
   if (options.optimize) optimize_graph(g);
   impl->graph = std::move(g);
   const Graph& gr = impl->graph;
@@ -38,6 +41,8 @@ std::shared_ptr<Model> finish(Graph g, const LoadOptions& options, std::unique_p
     }
     impl->outputs.push_back(t);
   }
+  for (const auto& kv : gr.constants)
+    if (kv.second->dtype == DType::kFloat32) impl->weight_bytes += kv.second->bytes.size();
   return nullptr;
 }
 
@@ -65,6 +70,47 @@ const std::map<std::string, std::string>& Model::metadata() const { return impl_
 int64_t Model::opset() const { return impl_->graph.opset; }
 std::string Model::producer() const { return impl_->graph.producer; }
 size_t Model::node_count() const { return impl_->graph.nodes.size(); }
+size_t Model::weight_bytes() const { return impl_->weight_bytes; }
+size_t Model::packed_weight_bytes() const { return impl_->packed.bytes(); }
+
+int Model::input_index(const std::string& name) const {
+  for (size_t i = 0; i < impl_->inputs.size(); ++i)
+    if (impl_->inputs[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+int Model::output_index(const std::string& name) const {
+  for (size_t i = 0; i < impl_->outputs.size(); ++i)
+    if (impl_->outputs[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+std::vector<int64_t> Model::training_size() const { return passes::training_size(impl_->graph); }
+
+// Product of the strides along the first-input path from the output back to the input.
+int64_t Model::dense_stride() const {
+  const Graph& g = impl_->graph;
+  auto producers = g.producers();
+  int64_t stride = 1;
+  std::string v = g.outputs.at(0);
+  for (auto it = producers.find(v); it != producers.end(); it = producers.find(v)) {
+    const Node& n = g.nodes[it->second];
+    if ((n.op_type == "Conv" || n.op_type == "MaxPool" || n.op_type == "AveragePool") && n.has("strides")) {
+      const auto& s = n.attrs.at("strides").ints;
+      if (!s.empty()) stride *= s[0];
+    }
+    if (n.inputs.empty()) break;
+    v = n.inputs[0];
+  }
+  return stride;
+}
+
+void convert_fc_to_conv(const std::string& in, const std::string& out) {
+  Graph g = read_onnx_file(in);
+  check_supported_ops(g);
+  prepare_fc_to_conv(g);
+  write_onnx_file(g, out);
+}
 
 size_t Model::parameter_count() const {
   size_t n = 0;

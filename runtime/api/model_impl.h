@@ -11,12 +11,15 @@
 #include "runtime/ir.h"
 #include "runtime/plan.h"
 #include "runtime/thread_pool.h"
+#include "runtime/weight_cache.h"
 
 namespace convoy {
 
 struct Model::Impl {
   Graph graph;  // optimised; immutable after load
   std::vector<TensorInfo> inputs, outputs;
+  size_t weight_bytes = 0;       // float constants of the graph
+  mutable WeightCache packed;    // packed weights of all sessions' plans, each held once
 };
 
 struct Session::Impl {
@@ -24,7 +27,8 @@ struct Session::Impl {
   std::map<std::vector<Shape>, std::unique_ptr<Plan>> plans;  // one per concrete input shapes
   AlignedBuffer arena;                                        // shared by all plans, grown to the largest
   std::atomic<bool> running{false};
-  const Plan& plan_for(const Graph& g, const std::vector<Shape>& shapes);
+  size_t max_memory = 0;  // 0: no cap
+  const Plan& plan_for(const Model& model, const std::vector<Shape>& shapes);
 };
 
 }  // namespace convoy

@@ -1,7 +1,9 @@
 // Conv (1-D and 2-D, groups, dilation, pads, auto_pad) with its fused bias/residual/activation.
 #include <memory>
 
+#include "kernels/binary.h"
 #include "kernels/conv2d.h"
+#include "kernels/unary.h"
 #include "runtime/ops/op_util.h"
 #include "runtime/ops/ops.h"
 
@@ -76,9 +78,17 @@ void plan_conv(OpContext& c) {
     c.require_float(2);
     if (c.shape(2) != Shape{M}) c.fail(str_cat("bias shape ", shape_str(c.shape(2)), " must be [", M, "]"));
   }
-  const bool has_residual = c.has_input(3);
-  if (has_residual && c.shape(3) != out_shape)
-    c.fail(str_cat("fused residual shape ", shape_str(c.shape(3)), " differs from the output ", shape_str(out_shape)));
+  // A fused residual of the output's shape is added in the epilogue; one that broadcasts (the
+  // fusion pass cannot see shapes) is added by a separate step after the conv instead.
+  const bool has_residual = c.has_input(3) && c.shape(3) == out_shape;
+  const bool broadcast_residual = c.has_input(3) && !has_residual;
+  if (broadcast_residual) {
+    c.require_float(3);
+    if (broadcast_shapes(c, c.shape(3), out_shape) != out_shape)
+      c.fail(str_cat("residual ", shape_str(c.shape(3)), " cannot be broadcast to the output ", shape_str(out_shape)));
+  }
+  const kernels::Epilogue full_ep = p.ep;
+  if (broadcast_residual) p.ep.act = kernels::Activation::kNone;
 
   const size_t packed_floats = kernels::conv2d_packed_weight_floats(p);
   if (c.is_const(1)) {
@@ -107,6 +117,23 @@ void plan_conv(OpContext& c) {
            kernels::conv2d(q, a.in[0], a.in[1], a.out[0], a.scratch, par);
          },
          kernels::conv2d_scratch_floats(p, c.threads()), flops);
+  if (!broadcast_residual) return;
+  kernels::BinaryParams add;
+  add.op = kernels::BinaryOp::kAdd;
+  add.out_shape = to_dims(c, out_shape);
+  add.a_strides = to_dims(c, contiguous_strides(out_shape));
+  add.b_strides = broadcast_strides(c.shape(3), out_shape);
+  c.emit("Add", {out, c.loc(3)}, {out},
+         [add](const StepArgs& a, const kernels::Parallel& par) { kernels::binary(add, a.in[0], a.in[1], a.out[0], par); });
+  if (full_ep.act == kernels::Activation::kNone) return;
+  kernels::UnaryParams act;
+  act.count = static_cast<size_t>(checked_numel(out_shape, c.where()));
+  act.op = full_ep.act == kernels::Activation::kRelu ? kernels::UnaryOp::kRelu
+           : full_ep.act == kernels::Activation::kLeakyRelu ? kernels::UnaryOp::kLeakyRelu : kernels::UnaryOp::kClip;
+  act.alpha = full_ep.alpha;
+  act.beta = full_ep.beta;
+  c.emit(c.attr_str("_act", ""), {out}, {out},
+         [act](const StepArgs& a, const kernels::Parallel& par) { kernels::unary(act, a.in[0], a.out[0], par); });
 }
 
 }  // namespace convoy::ops

@@ -237,6 +237,8 @@ void plan_pad(OpContext& c) {
   else c.fail(str_cat("unknown mode '", mode, "'"));
   p.value = value;
   Shape out_shape(r);
+  for (int64_t v : pads)  // |pad| <= 2^40 keeps the sums below from overflowing (fuzz finding)
+    if (v < -(int64_t{1} << 40) || v > (int64_t{1} << 40)) c.fail(str_cat("pad ", v, " is out of range"));
   for (size_t k = 0; k < r; ++k) {
     out_shape[k] = x[k] + pads[k] + pads[k + r];
     if (out_shape[k] <= 0) c.fail(str_cat("pads ", shape_str(pads), " leave axis ", k, " empty"));

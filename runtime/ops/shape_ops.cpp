@@ -39,8 +39,8 @@ void plan_reshape(OpContext& c) {
       continue;
     }
     if (d < 0) c.fail(str_cat("target shape has invalid dimension ", d));
+    if (d != 0 && known > (int64_t{1} << 40) / d) c.fail("target shape has too many elements");  // before it overflows
     known = known * d;
-    if (known > (int64_t{1} << 40)) c.fail("target shape has too many elements");
   }
   const int64_t n = c.in(0).numel();
   if (infer >= 0) {
@@ -99,7 +99,7 @@ void plan_identity(OpContext& c) { c.set_alias(0, 0, c.shape(0)); }
 void plan_dropout(OpContext& c) {
   if (c.output_used(1)) c.fail("the mask output of Dropout is not supported (inference only)");
   if (c.has_input(2)) {
-    const auto t = c.const_ints(2, "training_mode");
+    const auto t = c.const_input(2, "training_mode").as_i64();  // bool in ONNX
     if (!t.empty() && t[0] != 0) c.fail("training_mode Dropout is not supported (inference only)");
   }
   c.set_alias(0, 0, c.shape(0));

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Build convoy with warnings as errors, fill the test-data cache, run every test under ctest.
+#   CONVOY_TEST_DATA  test-data cache (default ~/.cache/convoy-testdata); ~4.5 GB, generated
+#                     once by tests/gen/generate_all.sh and regenerated when a generator changes.
+# -DCONVOY_WERROR=ON is always on here (not only when CI is set): tests are the gate.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source tools/setup.sh
+
+convoy_install_packages "${convoy_build_packages[@]}" "${convoy_test_packages[@]}"
+
+export CONVOY_TEST_DATA=${CONVOY_TEST_DATA:-$HOME/.cache/convoy-testdata}
+convoy_build -DCONVOY_WERROR=ON -DCONVOY_TEST_DATA="$CONVOY_TEST_DATA"
+tests/gen/generate_all.sh "$CONVOY_TEST_DATA"
+
+status=0
+ctest --test-dir build --output-on-failure -j2 || status=$?
+if ((status == 0)); then
+  echo "test.sh: all tests passed"
+else
+  echo "test.sh: FAILED (ctest exit $status); see the output above" >&2
+fi
+exit "$status"
