@@ -68,7 +68,7 @@ float check_batch(convoy::Session& session, const fs::path& dir, const ModelEntr
   }
   const float tol = 1e-4f * max_ref;
   CHECK_MESSAGE(max_err <= tol, e.file, " batch ", batch, ": max|convoy - pytorch| = ", max_err,
-                " > tol ", tol, " (max|ref| = ", max_ref, ")");
+                " (tol ", tol, " (max|ref| = ", max_ref, ")");
 
   // Top-5 per row must agree. Random-weight logits can have near ties, so convoy's k-th class
   // is accepted when PyTorch's score for it is within 2*tol of PyTorch's k-th score (errors of

@@ -11,6 +11,8 @@ convoy_install_packages "${convoy_build_packages[@]}" "${convoy_test_packages[@]
 
 export CONVOY_TEST_DATA=${CONVOY_TEST_DATA:-$HOME/.cache/convoy-testdata}
 convoy_build -DCONVOY_WERROR=ON -DCONVOY_TEST_DATA="$CONVOY_TEST_DATA"
+source tools/setup_ort.sh
+convoy_setup_ort  # ONNX Runtime (npm), the second reference of the dense-scoring tests
 tests/gen/generate_all.sh "$CONVOY_TEST_DATA"
 
 status=0

@@ -10,10 +10,18 @@ data=${1:-${CONVOY_TEST_DATA:-$HOME/.cache/convoy-testdata}}
 python=/usr/bin/python3
 mkdir -p "$data"
 
-# generate SCRIPT SUBDIR: run tests/gen/SCRIPT -o DATA/SUBDIR unless its stamp is current.
+# generate SCRIPT SUBDIR [INPUT...]: run tests/gen/SCRIPT -o DATA/SUBDIR unless its stamp is
+# current. The stamp is the sha256 of the script, or with INPUTs (other files the generator
+# reads, relative to tests/gen) the sha256 over the script and them together.
 generate() {
-  local script=$here/$1 out=$data/$2 want have start
-  want=$(sha256sum "$script" | cut -d' ' -f1)
+  local name=$1 sub=$2 script=$here/$1 out=$data/$2 own want have start
+  shift 2
+  own=$(sha256sum "$script" | cut -d' ' -f1)
+  want=$own
+  if (($# > 0)); then
+    want=$( (cd "$here" && sha256sum "$script" "$@") | sha256sum | cut -d' ' -f1)
+  fi
+  set -- "$name" "$sub"
   have=$(cat "$out/.stamp" 2>/dev/null || true)
   if [[ $want == "$have" ]]; then
     echo "generate_all: $2 is up to date ($1)"
@@ -26,15 +34,16 @@ generate() {
     exit 1
   fi
   have=$(cat "$out/.stamp" 2>/dev/null || true)
-  if [[ $want != "$have" ]]; then
+  if [[ $own != "$have" ]]; then
     echo "generate_all: FAILED: $1 finished but did not write $out/.stamp" >&2
     exit 1
   fi
+  echo "$want" >"$out/.stamp"  # the script's own hash, or the hash over it and its inputs
   echo "generate_all: $1 took $((SECONDS - start)) s"
 }
 
 generate gen_node_tests.py node
 generate export_torchvision.py models
 # Needs node + onnxruntime-node (tools/setup_ort.sh); reuses export_torchvision.py's seeds.
-generate gen_dense_data.py dense
+generate gen_dense_data.py dense export_torchvision.py ort_run.js ../../models/demo/fashion_cnn.onnx
 echo "generate_all: test data ready in $data"
