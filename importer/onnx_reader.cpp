@@ -1,6 +1,7 @@
 #include "importer/onnx_reader.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,9 +10,8 @@
 #include <filesystem>
 #include <set>
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl.h>
 
+#include "importer/onnx_wire.h"
 #include "onnx/onnx_pb.h"
 #include "runtime/error.h"
 
@@ -23,6 +23,8 @@ namespace fs = std::filesystem;
 struct ReadCtx {
   std::string model;    // path or name, for messages
   std::string dir;      // directory of the model file; empty: external data refused
+  int fd = -1;          // the model file, for initializer payloads cut out by onnx_wire
+  const std::vector<RawDataRef>* raw_refs = nullptr;
 };
 
 struct Fd {
@@ -88,7 +90,8 @@ void read_external(const ReadCtx& ctx, const onnx::TensorProto& t, size_t expect
 }
 
 // Moves the tensor's payload out of the proto (no second copy of large weights).
-ConstPtr convert_tensor(const ReadCtx& ctx, onnx::TensorProto& t, const std::string& name) {
+ConstPtr convert_tensor(const ReadCtx& ctx, onnx::TensorProto& t, const std::string& name,
+                        const RawDataRef* raw = nullptr) {
   auto c = std::make_shared<ConstTensor>();
   const std::string what = str_cat(ctx.model, ": tensor '", name, "'");
   c->dtype = static_cast<DType>(t.data_type());
@@ -103,6 +106,20 @@ ConstPtr convert_tensor(const ReadCtx& ctx, onnx::TensorProto& t, const std::str
   const size_t bytes = static_cast<size_t>(n) * esize;
   if (t.data_location() == onnx::TensorProto::EXTERNAL) {
     read_external(ctx, t, bytes, c->bytes);
+    return c;
+  }
+  if (raw && raw->present) {
+    // The payload stayed in the file: read it once, into its final buffer.
+    if (raw->length != bytes)
+      fail(str_cat(what, ": raw_data holds ", raw->length, " bytes but shape ", shape_str(c->shape), " of ",
+                   dtype_name(c->dtype), " needs ", bytes));
+    c->bytes.resize(bytes);
+    size_t done = 0;
+    while (done < bytes) {
+      const ssize_t r = ::pread(ctx.fd, c->bytes.data() + done, bytes - done, static_cast<off_t>(raw->offset + done));
+      if (r <= 0) fail(str_cat(what, ": read error"));
+      done += static_cast<size_t>(r);
+    }
     return c;
   }
   if (t.has_raw_data()) {
@@ -245,7 +262,8 @@ Graph convert_model(onnx::ModelProto& m, const ReadCtx& ctx) {
   for (int k = 0; k < gp.initializer_size(); ++k) {
     onnx::TensorProto& t = *gp.mutable_initializer(k);
     if (t.name().empty()) fail(str_cat(ctx.model, ": initializer #", k, " has no name"));
-    g.constants[t.name()] = convert_tensor(ctx, t, t.name());
+    const RawDataRef* raw = ctx.raw_refs && static_cast<size_t>(k) < ctx.raw_refs->size() ? &(*ctx.raw_refs)[static_cast<size_t>(k)] : nullptr;
+    g.constants[t.name()] = convert_tensor(ctx, t, t.name(), raw);
     t.Clear();  // the payload now lives in g.constants only
   }
   std::set<std::string> seen;
@@ -292,16 +310,22 @@ Graph read_onnx_file(const std::string& path) {
   if (::fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode)) fail(str_cat(path, ": not a regular file"));
   if (st.st_size == 0) fail(str_cat(path, ": empty file, not an ONNX model"));
   if (st.st_size >= INT_MAX) fail(str_cat(path, ": model file over 2 GB (protobuf limit); use external data"));
-  onnx::ModelProto m;
+  // Map the file, cut the initializers' payloads out of the wire data (onnx_wire), parse the
+  // small rest with protobuf, then read each payload once into its tensor.
+  std::string stripped;
+  std::vector<RawDataRef> refs;
   {
-    // Streamed from the file: the weights exist once (in the parsed protobuf, then moved).
-    google::protobuf::io::FileInputStream raw(f.fd);
-    google::protobuf::io::CodedInputStream coded(&raw);
-    coded.SetTotalBytesLimit(INT_MAX);
-    if (!m.ParseFromCodedStream(&coded) || !coded.ConsumedEntireMessage())
-      fail(str_cat(path, ": not a valid ONNX model (protobuf parse failed: corrupt or truncated file)"));
+    void* map = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, f.fd, 0);
+    if (map == MAP_FAILED) fail(str_cat(path, ": cannot map model: ", std::strerror(errno)));
+    const bool ok = strip_initializer_raw_data(static_cast<const uint8_t*>(map), static_cast<size_t>(st.st_size), &stripped, &refs);
+    ::munmap(map, static_cast<size_t>(st.st_size));
+    if (!ok) fail(str_cat(path, ": not a valid ONNX model (protobuf parse failed: corrupt or truncated file)"));
   }
-  ReadCtx ctx{path, fs::path(path).parent_path().string()};
+  onnx::ModelProto m;
+  if (!m.ParseFromString(stripped))
+    fail(str_cat(path, ": not a valid ONNX model (protobuf parse failed: corrupt or truncated file)"));
+  std::string().swap(stripped);
+  ReadCtx ctx{path, fs::path(path).parent_path().string(), f.fd, &refs};
   if (ctx.dir.empty()) ctx.dir = ".";
   return convert_model(m, ctx);
 }

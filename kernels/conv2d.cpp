@@ -284,6 +284,8 @@ HWY_EXPORT(conv2d_impl);
 
 size_t conv2d_packed_weight_floats(const Conv2dParams& p) { return p.M * conv_detail::kdim(p); }
 
+bool conv2d_packing_is_identity(const Conv2dParams&) { return true; }
+
 void pack_conv2d_weights(const Conv2dParams& p, const float* w, float* packed) {
   std::memcpy(packed, w, conv2d_packed_weight_floats(p) * sizeof(float));
 }

@@ -23,6 +23,9 @@ struct Conv2dParams {
 
 // Packed weights replace the ONNX ones at plan time (the raw copy is then dropped).
 size_t conv2d_packed_weight_floats(const Conv2dParams& p);
+// True when the packed layout is the ONNX layout itself: the planner then hands conv2d the
+// model's weights directly instead of holding a second copy.
+bool conv2d_packing_is_identity(const Conv2dParams& p);
 void pack_conv2d_weights(const Conv2dParams& p, const float* w, float* packed);
 size_t conv2d_scratch_floats(const Conv2dParams& p, size_t threads);
 // ep.bias/ep.residual are read from p.ep.

@@ -50,9 +50,12 @@ void assign_arena_offsets(Plan& plan);
 // Shapes of every value of `g` for these input shapes (plans once and throws the plan away).
 std::map<std::string, Shape> infer_shapes(const Graph& g, const std::vector<Shape>& input_shapes);
 
-// Runs a plan on an arena of at least plan.arena_bytes (64-byte aligned).
+// Runs a plan on an arena of at least plan.arena_bytes (64-byte aligned). With `step_seconds`,
+// also times every step (wall clock, resized to plan.steps.size(), in step order); null costs
+// one branch per step.
 void execute_plan(const Plan& plan, char* arena, const std::vector<const float*>& inputs,
-                  const std::vector<float*>& outputs, const kernels::Parallel& par);
+                  const std::vector<float*>& outputs, const kernels::Parallel& par,
+                  std::vector<double>* step_seconds = nullptr);
 
 inline constexpr size_t kArenaAlign = 64;
 

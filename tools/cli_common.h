@@ -33,6 +33,7 @@ extern const Command kRunCommand;
 extern const Command kInspectCommand;
 extern const Command kDenseCommand;
 extern const Command kConvertCommand;
+extern const Command kBenchCommand;
 
 struct FlagSpec {
   std::string_view name;  // "--top"

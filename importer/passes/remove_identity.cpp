@@ -13,7 +13,7 @@ bool remove_identity(Graph& g) {
     if (n.op_type == "Dropout" && n.domain.empty() && n.inputs.size() < 3 &&
         (n.outputs.size() < 2 || n.outputs[1].empty()))
       bypass = true;
-    if (bypass && !n.inputs.empty() && !n.inputs[0].empty() && !is_graph_output(g, n.outputs[0])) {
+    if (bypass && !n.inputs.empty() && !n.inputs[0].empty() && !n.outputs.empty() && !is_graph_output(g, n.outputs[0])) {
       rename_uses(g, n.outputs[0], n.inputs[0]);
       changed = true;
       continue;

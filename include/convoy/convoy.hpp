@@ -155,6 +155,10 @@ class Session {
   size_t memory_bytes() const;
   // Builds (or fetches from the cache) the plan for these input shapes and describes it.
   PlanInfo plan_info(const std::vector<std::vector<int64_t>>& input_shapes);
+  // run() that also times each plan step: step_seconds[i] is the wall time of
+  // plan_info(shapes).steps[i] (resized to the step count). For `convoy bench --per-op`; the
+  // plain run() pays nothing for it.
+  std::vector<Tensor> run_profiled(const std::vector<Tensor>& inputs, std::vector<double>* step_seconds);
 
   struct Impl;
 

@@ -77,7 +77,9 @@ size_t Session::memory_bytes() const {
   return n;
 }
 
-std::vector<Tensor> Session::run(const std::vector<Tensor>& inputs) {
+std::vector<Tensor> Session::run(const std::vector<Tensor>& inputs) { return run_profiled(inputs, nullptr); }
+
+std::vector<Tensor> Session::run_profiled(const std::vector<Tensor>& inputs, std::vector<double>* step_seconds) {
   const Graph& g = model_->impl().graph;
   RunGuard guard(impl_->running, g.model_path);
   if (inputs.size() != g.inputs.size())
@@ -99,7 +101,7 @@ std::vector<Tensor> Session::run(const std::vector<Tensor>& inputs) {
     outs.emplace_back(s);
     out_ptrs.push_back(outs.back().data());
   }
-  execute_plan(plan, impl_->arena.data(), in_ptrs, out_ptrs, *impl_->pool);
+  execute_plan(plan, impl_->arena.data(), in_ptrs, out_ptrs, *impl_->pool, step_seconds);
   return outs;
 }
 

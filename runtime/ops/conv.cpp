@@ -91,7 +91,9 @@ void plan_conv(OpContext& c) {
   if (broadcast_residual) p.ep.act = kernels::Activation::kNone;
 
   const size_t packed_floats = kernels::conv2d_packed_weight_floats(p);
-  if (c.is_const(1)) {
+  if (c.is_const(1) && kernels::conv2d_packing_is_identity(p)) {
+    ins[1] = c.loc(1);  // the model's weights, held once
+  } else if (c.is_const(1)) {
     auto packed = std::make_shared<std::vector<float>>(packed_floats);
     kernels::pack_conv2d_weights(p, c.const_input(1, "weights").f32(), packed->data());
     ins[1] = c.keep_const(std::move(packed));

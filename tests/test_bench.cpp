@@ -1,0 +1,139 @@
+// `convoy bench` (binary in $CONVOY_BIN) on the demo model: the --json report carries every
+// field with sane relations (min <= median <= p90 <= p99 <= max, one sample per --iters, the
+// per-op table covers each plan step once, shares sum to 1), its FLOPs equal the count from the
+// architecture, and --help / usage errors exit 0 / 2, a missing model 1. No timing thresholds.
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kDemoModel = fs::path(CONVOY_SOURCE_DIR) / "models" / "demo" / "fashion_cnn.onnx";
+
+struct CliResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+std::string read_file(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+CliResult cli(const std::string& args) {
+  const char* bin = std::getenv("CONVOY_BIN");
+  REQUIRE_MESSAGE(bin != nullptr, "CONVOY_BIN must name the built convoy CLI");
+  std::string tmpl = (fs::temp_directory_path() / "convoy_test_bench_XXXXXX").string();
+  REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+  const fs::path dir = tmpl;
+  const std::string out = (dir / "out").string(), err = (dir / "err").string();
+  const int status = std::system(("timeout 120 '" + std::string(bin) + "' " + args + " >'" + out + "' 2>'" + err + "'").c_str());
+  CliResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = read_file(out);
+  r.err = read_file(err);
+  fs::remove_all(dir);
+  return r;
+}
+
+// The number after "key": at top level or inside an object (first occurrence).
+double json_number(const std::string& json, const std::string& key) {
+  const std::regex re("\"" + key + "\": (-?[0-9.eE+-]+)");
+  std::smatch m;
+  REQUIRE_MESSAGE(std::regex_search(json, m, re), "no numeric key '" << key << "' in: " << json);
+  return std::stod(m[1]);
+}
+
+// Runs the JSON through Python's json module: a real parser, independent of the writer.
+bool python_checks(const std::string& json, const std::string& code) {
+  std::string tmpl = (fs::temp_directory_path() / "convoy_test_bench_py_XXXXXX").string();
+  REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+  const fs::path dir = tmpl;
+  std::ofstream(dir / "report.json") << json;
+  std::ofstream(dir / "check.py") << "import json, sys\nd = json.load(open(sys.argv[1]))\n" << code << "\n";
+  const int rc = std::system(("/usr/bin/python3 '" + (dir / "check.py").string() + "' '" + (dir / "report.json").string() + "'").c_str());
+  fs::remove_all(dir);
+  return rc == 0;
+}
+
+}  // namespace
+
+TEST_CASE("bench --json reports every field") {
+  REQUIRE(fs::exists(kDemoModel));
+  const CliResult r = cli("bench '" + kDemoModel.string() + "' --iters 3 --warmup 1 --threads 1 --json --per-op");
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  for (const char* key : {"load_ms", "plan_ms", "first_run_ms", "min", "median", "p90", "p99", "max",
+                          "throughput_images_per_s", "gflops_per_run", "gflop_per_s", "peak_rss_bytes", "arena_bytes",
+                          "weight_bytes", "steps"})
+    CHECK(json_number(r.out, key) >= 0);
+  CHECK(json_number(r.out, "batch") == 1);
+  CHECK(json_number(r.out, "threads") == 1);
+  CHECK(json_number(r.out, "iters") == 3);
+  CHECK(json_number(r.out, "peak_rss_bytes") > json_number(r.out, "weight_bytes"));
+  // The demo CNN's FLOPs counted from its architecture (models/train_demo.py): conv 1->32,
+  // 32->64, 64->64 (3x3, pad 1) at 28, 14, 7; FC 64*3*3 -> 128 -> 10; 2 FLOPs per multiply-add.
+  const double conv = 2.0 * (28 * 28 * 32 * 1 * 9 + 14 * 14 * 64 * 32 * 9 + 7 * 7 * 64 * 64 * 9);
+  const double fc = 2.0 * (64 * 3 * 3 * 128 + 128 * 10);
+  CHECK(json_number(r.out, "gflops_per_run") * 1e9 >= conv + fc);
+  CHECK(json_number(r.out, "gflops_per_run") * 1e9 <= (conv + fc) * 1.02);  // + bias, ReLU, pooling
+  CHECK(python_checks(r.out, R"(
+lat = d["latency_ms"]
+assert lat["min"] <= lat["median"] <= lat["p90"] <= lat["p99"] <= lat["max"], lat
+assert len(d["samples_ms"]) == 3 and min(d["samples_ms"]) == lat["min"] and max(d["samples_ms"]) == lat["max"]
+assert d["inputs"] == [{"name": d["inputs"][0]["name"], "shape": [1, 1, 28, 28]}], d["inputs"]
+ops = d["per_op"]
+assert sorted(o["step"] for o in ops) == list(range(d["steps"])), ops
+assert abs(sum(o["share"] for o in ops) - 1) < 1e-3, ops
+assert all(a["ms"] >= b["ms"] for a, b in zip(ops, ops[1:])), "not sorted slowest first"
+assert sum(o["op"] == "Conv" for o in ops) == 3, ops
+assert all(set(o) == {"step", "op", "fused", "node", "ms", "share", "gflop_per_s"} for o in ops)
+)"));
+}
+
+TEST_CASE("bench text output and --peak --json") {
+  const CliResult r = cli("bench '" + kDemoModel.string() + "' --iters 2 --warmup 0 --threads 1 --per-op");
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  for (const char* label : {"load ", "plan ", "first run ", "latency ", "throughput ", "compute ", "peak RSS ", "per step"})
+    CHECK(r.out.find(label) != std::string::npos);
+
+  const CliResult p = cli("bench --peak --threads 1 --json");
+  INFO(p.err);
+  REQUIRE(p.exit_code == 0);
+  CHECK(python_checks(p.out, R"(
+assert set(d) == {"target", "threads", "fma_gflops_1thread", "fma_gflops_all", "read_gbps_1thread", "read_gbps_all"}, d
+assert d["threads"] == 1 and all(d[k] > 0 for k in d if k not in ("target", "threads")), d
+)"));
+}
+
+TEST_CASE("bench --help and usage errors") {
+  const CliResult h = cli("bench --help");
+  CHECK(h.exit_code == 0);
+  CHECK(h.out.find("usage: convoy bench MODEL") != std::string::npos);
+  CHECK(h.out.find("--per-op") != std::string::npos);
+  for (const std::string args : {"bench", "bench a.onnx b.onnx", "bench m.onnx --iters 0", "bench m.onnx --batch x",
+                                 "bench m.onnx --nope", "bench --peak m.onnx", "bench --peak --per-op"}) {
+    const CliResult u = cli(args);
+    INFO(args);
+    CHECK(u.exit_code == 2);
+    CHECK(u.err.rfind("convoy: ", 0) == 0);
+    CHECK(u.err.find("usage: convoy bench") != std::string::npos);
+  }
+  const CliResult missing = cli("bench /nonexistent/model.onnx --iters 1");
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.err.rfind("convoy: /nonexistent/model.onnx", 0) == 0);
+  CHECK(std::count(missing.err.begin(), missing.err.end(), '\n') == 1);
+}
