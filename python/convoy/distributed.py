@@ -19,7 +19,15 @@ Command line::
         [--batch 32] [--out results.csv] [--logits logits.npy] [--top K]
 
 writes ``path,top1,top1_score,error`` per file (sorted by path) and a summary line with
-images/s on stderr.
+images/s on stderr. Dense scoring (``convoy.dense`` per file: score maps of every crop
+position) goes the same way::
+
+    r = dense("fashion_cnn.onnx", paths, size=(336, 336))        # r.results[i]: convoy.DenseResult
+    python3 -m convoy.distributed dense MODEL IMAGE_DIR_OR_GLOB --outdir DIR [--scheduler ...]
+        [--size HxW | --scales a,b] [--stride S] [--batch 4]
+
+writes one ``.npy`` score map per image under DIR (``NAME.npy``; several scales
+``NAME_s0.npy``, ...) and ``DIR/summary.json`` (geometry, and per file its maps or error).
 """
 
 import argparse
@@ -37,11 +45,11 @@ import numpy as np
 
 import convoy
 
-__all__ = ["ScoreResult", "score", "local_cluster", "main"]
+__all__ = ["DenseJobResult", "ScoreResult", "dense", "score", "local_cluster", "main"]
 
 # ---------------------------------------------------------------- worker side
 
-# (real path, mtime_ns, size, threads) -> InferenceSession, one per worker process. A Dask worker
+# (real path, mtime_ns, size, threads, fc_to_conv) -> InferenceSession, one per worker process. A Dask worker
 # with several threads runs tasks concurrently on the same session (InferenceSession.run is
 # safe for that); the lock makes the first tasks wait for one load instead of loading twice.
 _SESSIONS = {}
@@ -49,16 +57,16 @@ _SESSIONS_LOCK = threading.Lock()
 _LOADS = []  # paths loaded by this process, in order (cache_info() reports it)
 
 
-def _session(model_path, threads):
+def _session(model_path, threads, fc_to_conv=False):
     st = os.stat(model_path)
-    key = (os.path.realpath(model_path), st.st_mtime_ns, st.st_size, threads)
+    key = (os.path.realpath(model_path), st.st_mtime_ns, st.st_size, threads, bool(fc_to_conv))
     with _SESSIONS_LOCK:
         sess = _SESSIONS.get(key)
         if sess is None:
             # A rewritten model file replaces the old session instead of piling up next to it.
-            for old in [k for k in _SESSIONS if k[0] == key[0] and k[3] == threads]:
+            for old in [k for k in _SESSIONS if k[0] == key[0] and k[3:] == key[3:]]:
                 del _SESSIONS[old]
-            sess = convoy.InferenceSession(model_path, threads=threads)
+            sess = convoy.InferenceSession(model_path, threads=threads, fc_to_conv=fc_to_conv)
             _SESSIONS[key] = sess
             _LOADS.append(key[0])
         return sess
@@ -143,6 +151,31 @@ def _score_chunk(paths, model_path, preprocess, threads):
             "cpu_seconds": time.thread_time() - c0}
 
 
+def _dense_info(model_path, threads, stride):
+    """Loads the converted model on a worker and checks the stride (one error for a bad model)."""
+    sess = _session(model_path, threads, fc_to_conv=True)
+    crop_h, crop_w, net, s, k = convoy._dense_geometry(sess._model, stride)
+    return {"labels": convoy._labels(sess._model), "crop_size": (crop_h, crop_w), "network_stride": net, "stride": s,
+            "passes": k * k}
+
+
+def _dense_chunk(paths, model_path, size, scales, stride, threads):
+    """One task: convoy.dense on each file with the worker's cached converted model; a file
+    that cannot be read, decoded or is smaller than a crop is an error entry."""
+    t0, c0 = time.perf_counter(), time.thread_time()
+    sess = _session(model_path, threads, fc_to_conv=True)
+    results, errors = [], []
+    for p in paths:
+        try:
+            results.append(convoy.dense(sess, p, size=size, scales=scales, stride=stride))
+            errors.append(None)
+        except convoy.Error as e:
+            results.append(None)
+            errors.append(str(e))
+    return {"results": results, "errors": errors, "worker": _worker_name(), "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.thread_time() - c0}
+
+
 # ---------------------------------------------------------------- driver side
 
 
@@ -214,8 +247,8 @@ def local_cluster(workers=None, threads_per_worker=1, profile=False, **kwargs):
 class _Progress:
     """A tqdm-style bar on a stream: redrawn in place on a terminal, a line per 10% otherwise."""
 
-    def __init__(self, total, stream=sys.stderr):
-        self.total, self.stream, self.t0 = total, stream, time.perf_counter()
+    def __init__(self, total, stream=sys.stderr, label="score"):
+        self.total, self.stream, self.t0, self.label = total, stream, time.perf_counter(), label
         self.tty = hasattr(stream, "isatty") and stream.isatty()
         self.last_line = -1
 
@@ -226,14 +259,44 @@ class _Progress:
         if self.tty:
             bar = "#" * int(frac * 30)
             eta = (self.total - done) / rate if rate > 0 else 0.0
-            self.stream.write("\rscore %3d%% |%-30s| %d/%d [%.0fs<%.0fs, %.0f img/s]" %
-                              (frac * 100, bar, done, self.total, el, eta, rate))
+            self.stream.write("\r%s %3d%% |%-30s| %d/%d [%.0fs<%.0fs, %.0f img/s]" %
+                              (self.label, frac * 100, bar, done, self.total, el, eta, rate))
             if done >= self.total:
                 self.stream.write("\n")
         elif int(frac * 10) > self.last_line:
             self.last_line = int(frac * 10)
-            self.stream.write("score %3d%% %d/%d [%.1fs, %.0f img/s]\n" % (frac * 100, done, self.total, el, rate))
+            self.stream.write("%s %3d%% %d/%d [%.1fs, %.0f img/s]\n" % (self.label, frac * 100, done, self.total, el,
+                                                                          rate))
         self.stream.flush()
+
+
+def _run_chunks(client, func, chunks, progress, label, **kwargs):
+    """func(chunk, **kwargs) for every chunk as one Dask task each; the results in chunk order."""
+    from distributed import as_completed
+
+    tag = uuid.uuid4().hex
+    keys = ["convoy-%s-%s-%d" % (label, tag, i) for i in range(len(chunks))]
+    index = {k: i for i, k in enumerate(keys)}
+    futures = client.map(func, chunks, key=keys, pure=False, **kwargs)
+    total = sum(len(c) for c in chunks)
+    bar = _Progress(total, label=label) if progress is True else None
+    results = [None] * len(chunks)
+    done = 0
+    # Results are gathered by as_completed's own thread, several per round trip.
+    for fut, res in as_completed(futures, with_results=True):
+        i = index[fut.key]
+        fut.release()
+        if results[i] is not None:  # recomputed after a worker was lost: the first copy stands
+            continue
+        results[i] = res
+        done += len(chunks[i])
+        if bar:
+            bar.update(done)
+        elif callable(progress):
+            progress(done, total)
+    if bar and not total:
+        bar.update(0)
+    return results
 
 
 def score(model, paths, client=None, batch=32, preprocess=None, top=5, threads=1, progress=None):
@@ -250,8 +313,6 @@ def score(model, paths, client=None, batch=32, preprocess=None, top=5, threads=1
     threads     threads per session on the workers (1: parallelism comes from Dask's workers)
     progress    True for a bar on stderr, or a callable(done_images, total_images)
     """
-    from distributed import as_completed
-
     if batch < 1:
         raise convoy.Error("score: batch must be >= 1, got %r" % (batch,))
     paths = [os.fsdecode(p) for p in paths]
@@ -272,28 +333,8 @@ def score(model, paths, client=None, batch=32, preprocess=None, top=5, threads=1
         if info["inputs"] != 1:
             raise convoy.Error("%s: the model has %d inputs; images feed single-input models"
                                % (os.path.basename(model_path), info["inputs"]))
-        tag = uuid.uuid4().hex
-        keys = ["convoy-score-%s-%d" % (tag, i) for i in range(len(chunks))]
-        index = {k: i for i, k in enumerate(keys)}
-        futures = client.map(_score_chunk, chunks, model_path=model_path, preprocess=preprocess, threads=threads,
-                             key=keys, pure=False)
-        bar = _Progress(len(paths)) if progress is True else None
-        results = [None] * len(chunks)
-        done = 0
-        # Results are gathered by as_completed's own thread, several per round trip.
-        for fut, res in as_completed(futures, with_results=True):
-            i = index[fut.key]
-            fut.release()
-            if results[i] is not None:  # recomputed after a worker was lost: the first copy stands
-                continue
-            results[i] = res
-            done += len(chunks[i])
-            if bar:
-                bar.update(done)
-            elif callable(progress):
-                progress(done, len(paths))
-        if bar and not paths:
-            bar.update(0)
+        results = _run_chunks(client, _score_chunk, chunks, progress, "score", model_path=model_path,
+                              preprocess=preprocess, threads=threads)
     finally:
         if own:
             cluster = client.cluster
@@ -315,6 +356,77 @@ def score(model, paths, client=None, batch=32, preprocess=None, top=5, threads=1
                        labels=info["labels"], seconds=time.perf_counter() - t0, tasks=len(chunks),
                        task_seconds=sum(r["seconds"] for r in results),
                        task_cpu_seconds=sum(r["cpu_seconds"] for r in results), worker_tasks=worker_tasks)
+
+
+@dataclasses.dataclass
+class DenseJobResult:
+    """dense() results in the order of the paths: ``results[i]`` is the convoy.DenseResult of
+    paths[i] (its ``maps``: one float32 [1, K, rows, cols] per scale), or None with the message
+    in ``errors[i]`` for a file that could not be read, decoded, or is smaller than a crop."""
+
+    paths: list
+    results: list
+    errors: list
+    labels: list
+    crop_size: tuple
+    network_stride: int
+    stride: int
+    passes: int
+    seconds: float
+    tasks: int
+    task_seconds: float
+    task_cpu_seconds: float
+    worker_tasks: dict
+
+    @property
+    def images_per_second(self):
+        return len(self.paths) / self.seconds if self.seconds > 0 else float("inf")
+
+
+def dense(model, paths, client=None, size=None, scales=None, stride=None, batch=4, threads=1, progress=None):
+    """Dense score maps of image files on a Dask cluster (convoy.dense per file); returns a
+    DenseJobResult in the order of ``paths``. Each worker loads the converted model
+    (fc_to_conv) once and keeps it, as score() does.
+
+    model     path of the ONNX model (readable by every worker)
+    paths     image files
+    client    a distributed.Client; None starts a LocalCluster (see local_cluster) for this call
+    size, scales, stride   as convoy.dense
+    batch     files per task
+    threads   threads per session on the workers
+    progress  True for a bar on stderr, or a callable(done_images, total_images)
+    """
+    if batch < 1:
+        raise convoy.Error("dense: batch must be >= 1, got %r" % (batch,))
+    paths = [os.fsdecode(p) for p in paths]
+    model_path = os.path.abspath(os.fsdecode(model))
+    if not os.path.isfile(model_path):
+        raise convoy.Error("%s: cannot open model: No such file or directory" % os.fsdecode(model))
+    abs_paths = [os.path.abspath(p) for p in paths]
+    chunks = [abs_paths[i:i + batch] for i in range(0, len(abs_paths), batch)]
+
+    own = client is None
+    if own:
+        client = local_cluster()
+    t0 = time.perf_counter()
+    try:
+        info = client.submit(_dense_info, model_path, threads, stride, key="convoy-dense-info-" + uuid.uuid4().hex).result()
+        results = _run_chunks(client, _dense_chunk, chunks, progress, "dense", model_path=model_path, size=size,
+                              scales=scales, stride=stride, threads=threads)
+    finally:
+        if own:
+            cluster = client.cluster
+            client.close()
+            cluster.close()
+    worker_tasks = {}
+    for r in results:
+        worker_tasks[r["worker"]] = worker_tasks.get(r["worker"], 0) + 1
+    return DenseJobResult(paths=paths, results=[d for r in results for d in r["results"]],
+                          errors=[e for r in results for e in r["errors"]], labels=info["labels"],
+                          crop_size=info["crop_size"], network_stride=info["network_stride"], stride=info["stride"],
+                          passes=info["passes"], seconds=time.perf_counter() - t0, tasks=len(chunks),
+                          task_seconds=sum(r["seconds"] for r in results),
+                          task_cpu_seconds=sum(r["cpu_seconds"] for r in results), worker_tasks=worker_tasks)
 
 
 # ---------------------------------------------------------------- command line
@@ -392,6 +504,107 @@ def _cmd_score(args):
     return 0
 
 
+def _output_names(paths, spec):
+    """Output base names (no extension) under --outdir: the path relative to IMAGE_DIR (or to
+    the files' common directory) without its extension; where two files would share one
+    (a.png, a.jpg) they keep their extension (a.png, a.jpg -> a.png.npy, a.jpg.npy)."""
+    base = spec if os.path.isdir(spec) else os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
+    rel = [os.path.relpath(os.path.abspath(p), os.path.abspath(base)) for p in paths]
+    stems = [os.path.splitext(r)[0] for r in rel]
+    count = {}
+    for st in stems:
+        count[st] = count.get(st, 0) + 1
+    return [st if count[st] == 1 else r for st, r in zip(stems, rel)]
+
+
+def _cmd_dense(args):
+    paths = find_images(args.images)
+    if not paths:
+        raise convoy.Error("%s: no image files found" % args.images)
+    client = None
+    if args.scheduler:
+        from distributed import Client
+
+        client = Client(args.scheduler, timeout=args.connect_timeout)
+    try:
+        r = dense(args.model, paths, client=client, size=args.size, scales=args.scales, stride=args.stride,
+                  batch=args.batch, threads=args.threads, progress=not args.quiet)
+    finally:
+        if client is not None:
+            client.close()
+
+    import json
+
+    names = _output_names(paths, args.images)
+    os.makedirs(args.outdir, exist_ok=True)
+    files = []
+    for p, name, res, err in zip(r.paths, names, r.results, r.errors):
+        entry = {"path": p, "error": err}
+        if res is not None:
+            outs = []
+            for s, m in enumerate(res.maps):
+                out = os.path.join(args.outdir, name + ("_s%d" % s if len(res.maps) > 1 else "") + ".npy")
+                os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+
+                def save(t, m=m):
+                    with open(t, "wb") as f:
+                        np.save(f, m)
+                _write_atomic(out, save)
+                outs.append(out)
+            top = [(int(np.argmax(m[0].max(axis=(1, 2)))), float(m[0].max())) for m in res.maps]
+            best = max(range(len(top)), key=lambda s: top[s][1])
+            entry.update({"outputs": outs, "image_size": list(res.image_size),
+                          "input_sizes": [list(g["input_size"]) for g in res.scales],
+                          "map_sizes": [list(g["map_size"]) for g in res.scales],
+                          "best_class": top[best][0], "best_score": top[best][1], "best_scale": best})
+            if r.labels and top[best][0] < len(r.labels):
+                entry["best_label"] = r.labels[top[best][0]]
+        files.append(entry)
+    failed = sum(e is not None for e in r.errors)
+    summary = {"model": args.model, "crop_size": list(r.crop_size), "network_stride": r.network_stride,
+               "stride": r.stride, "passes": r.passes, "labels": r.labels, "images": len(r.paths), "failed": failed,
+               "seconds": r.seconds, "images_per_second": r.images_per_second, "files": files}
+    _write_atomic(os.path.join(args.outdir, "summary.json"),
+                  lambda t: open(t, "w", encoding="utf-8").write(json.dumps(summary, indent=1) + "\n"))
+    print("convoy.distributed: %d images (%d failed) in %.2f s: %.1f images/s, %d tasks on %d workers; maps in %s"
+          % (len(r.paths), failed, r.seconds, r.images_per_second, r.tasks, len(r.worker_tasks), args.outdir),
+          file=sys.stderr)
+    return 0
+
+
+def _parse_size(text):
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError("'%s' is not HxW (e.g. 384x384)" % text)
+    return int(parts[0]), int(parts[1])
+
+
+def _parse_scales(text):
+    try:
+        v = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError("'%s' is not a list of numbers (e.g. 1,1.5,2)" % text) from None
+    if not all(0 < x <= 64 for x in v):
+        raise argparse.ArgumentTypeError("scales must lie in (0, 64]")
+    return v
+
+
+def _parse_stride(text):
+    if text == "auto":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError("'%s' is neither auto nor a positive integer" % text)
+    return int(text)
+
+
+def _cluster_flags(p, batch):
+    p.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler, e.g. tcp://HOST:8786 (default: a LocalCluster)")
+    p.add_argument("--batch", type=int, default=batch, help="images per task (default %d)" % batch)
+    p.add_argument("--threads", type=int, default=1, help="threads per session on each worker (default 1)")
+    p.add_argument("--connect-timeout", type=float, default=30, help="seconds to wait for the scheduler (default 30)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python3 -m convoy.distributed",
                                      description="Score image files with a convoy model on a Dask cluster.")
@@ -401,13 +614,24 @@ def main(argv=None):
                                    "path. Files that cannot be decoded get an error entry; the job goes on.")
     p.add_argument("model", metavar="MODEL", help="ONNX model (readable by every worker under this path)")
     p.add_argument("images", metavar="IMAGE_DIR_OR_GLOB", help="a directory (recursive), a glob pattern, or a file")
-    p.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler, e.g. tcp://HOST:8786 (default: a LocalCluster)")
-    p.add_argument("--batch", type=int, default=32, help="images per task (default 32)")
+    _cluster_flags(p, 32)
     p.add_argument("--out", metavar="FILE", help="write the CSV here (default: stdout)")
     p.add_argument("--logits", metavar="FILE", help="write the N x K float32 logits (.npy), rows in CSV order")
-    p.add_argument("--threads", type=int, default=1, help="threads per session on each worker (default 1)")
-    p.add_argument("--connect-timeout", type=float, default=30, help="seconds to wait for the scheduler (default 30)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    d = sub.add_parser("dense", help="dense score maps (every crop position); one .npy per file",
+                       description="Score every crop position of each image in one pass per scale (the model's "
+                                   "fully-connected head as convolutions, as `convoy dense`) and write one float32 "
+                                   ".npy [1, K, rows, cols] per image under --outdir (NAME.npy, or NAME_s0.npy, ... "
+                                   "per scale) plus summary.json. Files that cannot be decoded get an error entry; "
+                                   "the job goes on.")
+    d.add_argument("model", metavar="MODEL", help="ONNX model (readable by every worker under this path)")
+    d.add_argument("images", metavar="IMAGE_DIR_OR_GLOB", help="a directory (recursive), a glob pattern, or a file")
+    d.add_argument("--outdir", metavar="DIR", required=True, help="where the .npy maps and summary.json go")
+    g = d.add_mutually_exclusive_group()
+    g.add_argument("--size", type=_parse_size, metavar="HxW", help="stretch every image to HxW first")
+    g.add_argument("--scales", type=_parse_scales, metavar="A,B,...", help="one pass per scale factor")
+    d.add_argument("--stride", type=_parse_stride, default=None, metavar="auto|S",
+                   help="output stride: auto (the network's) or a divisor of it (shifted passes)")
+    _cluster_flags(d, 4)
     args = parser.parse_args(argv)
     if args.batch < 1:
         parser.error("--batch must be >= 1")
@@ -415,7 +639,7 @@ def main(argv=None):
         parser.error("--threads must be >= 0")
     try:
         args.images = os.fsdecode(args.images)
-        return _cmd_score(args)
+        return _cmd_score(args) if args.command == "score" else _cmd_dense(args)
     except (convoy.Error, OSError) as e:
         print("convoy.distributed: %s" % e, file=sys.stderr)
         return 1

@@ -19,6 +19,11 @@
 #include <string>
 #include <vector>
 
+#include <fstream>
+#include <iterator>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+
 #include "convoy/convoy.hpp"
 #include "tools/cli_common.h"
 #include "tools/image_input.h"
@@ -261,6 +266,50 @@ py::object preprocess(const convoy::Model& model, const std::vector<std::string>
   return py::make_tuple(std::move(x), errs);
 }
 
+// Dense scoring inputs, as `convoy dense MODEL IMAGE` makes them (tools/cmd_dense.cpp): the
+// image's size first, then the image stretched to each scale's h x w with the model's
+// normalisation and never centre-cropped.
+std::pair<int64_t, int64_t> image_size(const std::string& path) {
+  py::gil_scoped_release nogil;
+  std::lock_guard<std::mutex> lock(g_decode_mutex);
+  {
+    // load_image reports unreadable or undecodable files in the CLI's words.
+    convoy::cli::Preprocess probe_p;
+    probe_p.height = probe_p.width = 1;
+    probe_p.mean = {0.f, 0.f, 0.f};
+    probe_p.std = {1.f, 1.f, 1.f};
+    float sink[3];
+    convoy::cli::load_image(path, probe_p, sink);
+  }
+  std::ifstream f(path, std::ios::binary);
+  const std::vector<uchar> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const cv::Mat probe = cv::imdecode(bytes, cv::IMREAD_UNCHANGED);
+  if (probe.empty()) throw convoy::Error(path + ": cannot decode image");
+  return {probe.rows, probe.cols};
+}
+
+py::array_t<float> dense_input(const convoy::Model& model, const std::string& path, int64_t h, int64_t w) {
+  const std::string name = convoy::cli::model_name(model);
+  if (model.inputs().size() != 1)
+    throw convoy::Error(name + ": dense scoring needs a model with one image input and a score output");
+  const convoy::TensorInfo& in = model.inputs()[0];
+  if (in.dtype != "float32" || in.shape.size() != 4)
+    throw convoy::Error(name + ": input '" + in.name + "' " + convoy::cli::shape_string(in.shape) + " (" + in.dtype +
+                        ") is not a float32 NCHW image");
+  if (h <= 0 || w <= 0) throw convoy::Error(name + ": size must be two positive integers (height, width)");
+  const Shape shape = convoy::cli::concrete_input_shape(model, in, 1, convoy::cli::HxW{h, w});
+  convoy::cli::Preprocess p = convoy::cli::make_preprocess(model, shape, {});
+  p.center_crop = false;  // dense scoring sees the whole image: stretch to h x w, never crop
+  py::array_t<float> x(std::vector<py::ssize_t>{1, py::ssize_t(shape[1]), py::ssize_t(h), py::ssize_t(w)});
+  float* data = x.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    std::lock_guard<std::mutex> lock(g_decode_mutex);
+    convoy::cli::load_image(path, p, data);
+  }
+  return x;
+}
+
 }  // namespace
 }  // namespace convoy::python
 
@@ -285,20 +334,20 @@ PYBIND11_MODULE(_core, m) {
   py::class_<convoy::Model, std::shared_ptr<convoy::Model>>(m, "Model")
       .def_static(
           "load",
-          [](const std::string& path, bool optimize) {
+          [](const std::string& path, bool optimize, bool fc_to_conv) {
             py::gil_scoped_release nogil;
-            return convoy::Model::load(path, {.optimize = optimize});
+            return convoy::Model::load(path, {.optimize = optimize, .fc_to_conv = fc_to_conv});
           },
-          py::arg("path"), py::arg("optimize") = true)
+          py::arg("path"), py::arg("optimize") = true, py::arg("fc_to_conv") = false)
       .def_static(
           "from_bytes",
-          [](const py::bytes& b, const std::string& name, bool optimize) {
+          [](const py::bytes& b, const std::string& name, bool optimize, bool fc_to_conv) {
             const std::string_view v = b;
             const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(v.data()), v.size());
             py::gil_scoped_release nogil;
-            return convoy::Model::from_bytes(bytes, name, {.optimize = optimize});
+            return convoy::Model::from_bytes(bytes, name, {.optimize = optimize, .fc_to_conv = fc_to_conv});
           },
-          py::arg("data"), py::arg("name") = "<memory>", py::arg("optimize") = true)
+          py::arg("data"), py::arg("name") = "<memory>", py::arg("optimize") = true, py::arg("fc_to_conv") = false)
       .def_property_readonly("path", &convoy::Model::path)
       .def_property_readonly("inputs", &convoy::Model::inputs)
       .def_property_readonly("outputs", &convoy::Model::outputs)
@@ -306,7 +355,10 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("opset", &convoy::Model::opset)
       .def_property_readonly("producer", &convoy::Model::producer)
       .def_property_readonly("parameter_count", &convoy::Model::parameter_count)
-      .def_property_readonly("node_count", &convoy::Model::node_count);
+      .def_property_readonly("node_count", &convoy::Model::node_count)
+      .def_property_readonly("training_size", &convoy::Model::training_size,
+                             "[H, W] of one crop (one score-map cell) for dense scoring")
+      .def_property_readonly("dense_stride", &convoy::Model::dense_stride, "total stride of the conv/pool stack");
 
   py::class_<PySession>(m, "Session")
       .def(py::init([](std::shared_ptr<convoy::Model> model, int threads) {
@@ -326,4 +378,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("preprocess", &preprocess, py::arg("model"), py::arg("paths"), py::arg("size") = py::none(),
         py::arg("mean") = py::none(), py::arg("std") = py::none(), py::arg("scale") = py::none(), py::arg("bgr") = false,
         py::arg("collect_errors") = false);
+  m.def("image_size", &image_size, py::arg("path"), "(height, width) of an image file, as `convoy dense` reads it");
+  m.def("dense_input", &dense_input, py::arg("model"), py::arg("path"), py::arg("height"), py::arg("width"),
+        "[1, C, height, width] float32: the image stretched to height x width and normalised, as `convoy dense`");
 }
