@@ -13,6 +13,7 @@ namespace {
 constexpr FlagSpec kFlags[] = {
     {"--input", true}, {"--output", true}, {"--top", true},   {"--labels", true}, {"--threads", true},
     {"--mean", true},  {"--std", true},    {"--scale", true}, {"--bgr", false},   {"--size", true},
+    {"--max-memory", true},
 };
 
 struct RunArgs {
@@ -21,6 +22,7 @@ struct RunArgs {
   std::optional<std::string> input, output, labels;
   int64_t top = 5;
   int threads = 0;
+  size_t max_memory = 0;  // MiB; 0: no cap
   std::optional<HxW> size;
   PreprocessFlags pre;
 };
@@ -38,6 +40,7 @@ RunArgs parse_run_args(const std::vector<std::string>& argv) {
   if (!r.input && r.images.empty()) throw UsageError("nothing to run: give IMAGE files or --input FILE.npy");
   if (auto v = a.get("--top")) r.top = parse_int_flag("--top", *v, 1, 1 << 30);
   if (auto v = a.get("--threads")) r.threads = int(parse_int_flag("--threads", *v, 0, 4096));
+  if (auto v = a.get("--max-memory")) r.max_memory = size_t(parse_int_flag("--max-memory", *v, 1, int64_t{1} << 30));
   if (auto v = a.get("--size")) {
     r.size = parse_hxw(*v);
     if (!r.size) throw UsageError("option '--size': '" + *v + "' is not HxW (e.g. 224x224)");
@@ -149,7 +152,10 @@ int run_main(const std::vector<std::string>& argv) {
   }
 
   const convoy::Tensor x = r.input ? tensor_from_npy(*model, in, *r.input) : tensor_from_images(*model, in, r);
-  convoy::Session session(model, {.threads = r.threads});
+  convoy::SessionOptions options;
+  options.threads = r.threads;
+  options.max_memory = r.max_memory << 20;
+  convoy::Session session(model, options);
   const convoy::Tensor y = run_first_output(session, in, x);
 
   const size_t rows = y.shape().size() >= 2 ? size_t(y.shape()[0]) : 1;
@@ -175,7 +181,7 @@ const Command kRunCommand = {
     "run",
     "run a model on images or an .npy tensor and print the top-K classes",
     "convoy run MODEL [IMAGE...] [--input in.npy] [--output out.npy] [--top K] [--labels FILE]\n"
-    "                 [--threads N] [--mean a,b,c] [--std a,b,c] [--scale S] [--bgr] [--size HxW]",
+    "                 [--threads N] [--max-memory MB] [--mean a,b,c] [--std a,b,c] [--scale S] [--bgr] [--size HxW]",
     "Images are decoded and preprocessed as the model's convoy.* metadata says (ImageNet\n"
     "defaults otherwise; the flags below override it) and batched into one input. Prints, for\n"
     "each image (or row of --input), the top-K classes as \"rank label (index) score\".\n"
@@ -185,6 +191,7 @@ const Command kRunCommand = {
     "  --top K          classes to print per row (default 5)\n"
     "  --labels FILE    class names, one per line (default: convoy.labels metadata)\n"
     "  --threads N      worker threads (default 0: all hardware threads)\n"
+    "  --max-memory MB  refuse to run when weights + arena would exceed MB MiB\n"
     "  --mean a,b,c     per-channel mean after scaling (default convoy.mean, else ImageNet)\n"
     "  --std a,b,c      per-channel std (default convoy.std, else ImageNet)\n"
     "  --scale S        pixel divisor applied first (default convoy.scale, else 255)\n"

@@ -14,6 +14,7 @@ convoy_build_packages=(
 )
 # Needed only to generate test data and run the tests.
 convoy_test_packages=(
+  clang libclang-rt-14-dev
   python3-onnx python3-torch python3-torchvision
   dataset-fashion-mnist python3-pil
 )

@@ -17,9 +17,17 @@ tests/gen/generate_all.sh "$CONVOY_TEST_DATA"
 
 status=0
 ctest --test-dir build --output-on-failure -j2 || status=$?
-if ((status == 0)); then
-  echo "test.sh: all tests passed"
-else
+if ((status != 0)); then
   echo "test.sh: FAILED (ctest exit $status); see the output above" >&2
+  exit "$status"
 fi
-exit "$status"
+# ASan+UBSan build of a test subset, 60 s of fuzzing, TSan on the concurrency test
+# (.ci/sanitize.sh says which and why). CONVOY_SKIP_SANITIZE=1 skips it for a quick local run.
+if [[ ${CONVOY_SKIP_SANITIZE:-0} != 1 ]]; then
+  .ci/sanitize.sh || status=$?
+  if ((status != 0)); then
+    echo "test.sh: FAILED in .ci/sanitize.sh (exit $status); see the output above" >&2
+    exit "$status"
+  fi
+fi
+echo "test.sh: all tests passed"
