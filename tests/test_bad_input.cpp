@@ -12,47 +12,23 @@
 #include <string>
 #include <vector>
 
+#include "cli_test_util.h"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "convoy_test_bad_input_XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using convoy::testing::CliResult;
+using convoy::testing::quote;
+using convoy::testing::read_file;
 
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-std::string quote(const std::string& s) { return "'" + s + "'"; }  // our temp paths hold no quotes
-
-struct CliResult {
-  int exit_code = -1;  // the shell's: 128+N when the CLI died from signal N, 124 on timeout
-  std::string out, err;
+struct TempDir : convoy::testing::TempDir {
+  TempDir() : convoy::testing::TempDir("convoy_test_bad_input") {}
 };
 
 // Runs `convoy run ARGS` under `timeout 20`, capturing stdout and stderr through files in `dir`.
 CliResult run_cli(const fs::path& dir, const std::string& args) {
-  const char* bin = std::getenv("CONVOY_BIN");
-  REQUIRE_MESSAGE(bin != nullptr, "CONVOY_BIN must name the built convoy CLI");
-  const fs::path out = dir / "stdout.txt", err = dir / "stderr.txt";
-  const std::string cmd =
-      "timeout 20 " + quote(bin) + " run " + args + " >" + quote(out.string()) + " 2>" + quote(err.string());
-  const int status = std::system(cmd.c_str());
-  CliResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = read_file(out);
-  r.err = read_file(err);
-  return r;
+  return convoy::testing::run_captured(dir, convoy::testing::convoy_bin() + " run " + args, 20);
 }
 
 struct Case {

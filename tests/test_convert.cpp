@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "convoy/convoy.hpp"
+#include "cli_test_util.h"
 #include "npy_test_util.h"
 
 namespace fs = std::filesystem;
@@ -34,46 +35,14 @@ fs::path data_dir(const char* sub) {
   return d;
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "convoy_test_convert_XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using convoy::testing::CliResult;
+using convoy::testing::quote;
+using TempDir = convoy::testing::TempDir;
+const auto& read_text = convoy::testing::read_file;
 
-std::string read_text(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+CliResult shell(const TempDir& dir, const std::string& cmd) { return convoy::testing::run_captured(dir.path, cmd, 300); }
 
-std::string quote(const std::string& s) { return "'" + s + "'"; }
-
-struct CliResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-CliResult shell(const TempDir& dir, const std::string& cmd) {
-  const std::string out = dir / "stdout.txt", err = dir / "stderr.txt";
-  const int status = std::system(("timeout 300 " + cmd + " >" + quote(out) + " 2>" + quote(err)).c_str());
-  CliResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = read_text(out);
-  r.err = read_text(err);
-  return r;
-}
-
-CliResult cli(const TempDir& dir, const std::string& args) {
-  const char* bin = std::getenv("CONVOY_BIN");
-  REQUIRE_MESSAGE(bin != nullptr, "CONVOY_BIN must name the built convoy CLI");
-  return shell(dir, quote(bin) + " " + args);
-}
+CliResult cli(const TempDir& dir, const std::string& args) { return shell(dir, convoy::testing::convoy_bin() + " " + args); }
 
 void check_ok(const CliResult& r) {
   INFO("stdout: " << r.out << "\nstderr: " << r.err);

@@ -26,6 +26,7 @@
 
 #include "convoy/convoy.hpp"
 #include "importer/passes/passes.h"
+#include "cli_test_util.h"
 #include "npy_test_util.h"
 #include "passes/graph_builder.h"
 #include "runtime/error.h"
@@ -50,42 +51,13 @@ fs::path models_dir() {
   return d;
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "convoy_test_dense_XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
-std::string read_text(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-std::string quote(const std::string& s) { return "'" + s + "'"; }
-
-struct CliResult {
-  int exit_code = -1;
-  std::string out, err;
-};
+using convoy::testing::CliResult;
+using convoy::testing::quote;
+using TempDir = convoy::testing::TempDir;
+const auto& read_text = convoy::testing::read_file;
 
 CliResult cli(const TempDir& dir, const std::string& args) {
-  const char* bin = std::getenv("CONVOY_BIN");
-  REQUIRE_MESSAGE(bin != nullptr, "CONVOY_BIN must name the built convoy CLI");
-  const std::string out = dir / "stdout.txt", err = dir / "stderr.txt";
-  const std::string cmd = "timeout 300 " + quote(bin) + " " + args + " >" + quote(out) + " 2>" + quote(err);
-  const int status = std::system(cmd.c_str());
-  CliResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = read_text(out);
-  r.err = read_text(err);
-  return r;
+  return convoy::testing::run_captured(dir.path, convoy::testing::convoy_bin() + " " + args, 300);
 }
 
 void check_ok(const CliResult& r) {
