@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -63,6 +64,21 @@ inline CliResult run_captured(const fs::path& dir, const std::string& cmd, int t
   r.out = read_file(out);
   r.err = read_file(err);
   return r;
+}
+
+// The command succeeded (shows its output when it did not).
+inline void check_ok(const CliResult& r) {
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+}
+
+// Exit `code` with "convoy: ..." on stderr holding `needle`; one line when code is 1.
+inline void check_error(const CliResult& r, int code, const std::string& needle) {
+  INFO("stderr: " << r.err);
+  CHECK(r.exit_code == code);
+  CHECK(r.err.rfind("convoy: ", 0) == 0);
+  if (code == 1) CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  CHECK(r.err.find(needle) != std::string::npos);
 }
 
 // The built CLI (ctest sets CONVOY_BIN), quoted for the shell.

@@ -44,18 +44,8 @@ CliResult shell(const TempDir& dir, const std::string& cmd) { return convoy::tes
 
 CliResult cli(const TempDir& dir, const std::string& args) { return shell(dir, convoy::testing::convoy_bin() + " " + args); }
 
-void check_ok(const CliResult& r) {
-  INFO("stdout: " << r.out << "\nstderr: " << r.err);
-  REQUIRE(r.exit_code == 0);
-}
-
-void check_error(const CliResult& r, int code, const std::string& needle) {
-  INFO("stderr: " << r.err);
-  CHECK(r.exit_code == code);
-  CHECK(r.err.rfind("convoy: ", 0) == 0);
-  if (code == 1) CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
-  CHECK(r.err.find(needle) != std::string::npos);
-}
+using convoy::testing::check_error;
+using convoy::testing::check_ok;
 
 // ONNX Runtime on `model` for each (input, output) .npy pair, one session.
 void ort(const TempDir& dir, const std::string& model, const std::vector<std::pair<std::string, std::string>>& io) {

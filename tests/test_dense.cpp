@@ -60,19 +60,8 @@ CliResult cli(const TempDir& dir, const std::string& args) {
   return convoy::testing::run_captured(dir.path, convoy::testing::convoy_bin() + " " + args, 300);
 }
 
-void check_ok(const CliResult& r) {
-  INFO("stdout: " << r.out << "\nstderr: " << r.err);
-  REQUIRE(r.exit_code == 0);
-}
-
-// One line "convoy: ..." on stderr holding `needle`, exit `code`.
-void check_error(const CliResult& r, int code, const std::string& needle) {
-  INFO("stderr: " << r.err);
-  CHECK(r.exit_code == code);
-  CHECK(r.err.rfind("convoy: ", 0) == 0);
-  if (code == 1) CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
-  CHECK(r.err.find(needle) != std::string::npos);
-}
+using convoy::testing::check_error;
+using convoy::testing::check_ok;
 
 // max|got - ref| / max|ref|, after checking the shapes.
 double rel_err(const std::vector<int64_t>& got_shape, const std::vector<float>& got, const NpyArray& ref) {

@@ -299,6 +299,19 @@ def _run_chunks(client, func, chunks, progress, label, **kwargs):
     return results
 
 
+def _prepare_job(job, model, paths, batch):
+    """Checks batch and the model file; returns (paths, absolute model path, chunks of absolute
+    paths, one per task)."""
+    if batch < 1:
+        raise convoy.Error("%s: batch must be >= 1, got %r" % (job, batch))
+    paths = [os.fsdecode(p) for p in paths]
+    model_path = os.path.abspath(os.fsdecode(model))
+    if not os.path.isfile(model_path):
+        raise convoy.Error("%s: cannot open model: No such file or directory" % os.fsdecode(model))
+    abs_paths = [os.path.abspath(p) for p in paths]
+    return paths, model_path, [abs_paths[i:i + batch] for i in range(0, len(abs_paths), batch)]
+
+
 def score(model, paths, client=None, batch=32, preprocess=None, top=5, threads=1, progress=None):
     """Score image files on a Dask cluster; returns a ScoreResult in the order of ``paths``.
 
@@ -313,14 +326,7 @@ def score(model, paths, client=None, batch=32, preprocess=None, top=5, threads=1
     threads     threads per session on the workers (1: parallelism comes from Dask's workers)
     progress    True for a bar on stderr, or a callable(done_images, total_images)
     """
-    if batch < 1:
-        raise convoy.Error("score: batch must be >= 1, got %r" % (batch,))
-    paths = [os.fsdecode(p) for p in paths]
-    model_path = os.path.abspath(os.fsdecode(model))
-    if not os.path.isfile(model_path):
-        raise convoy.Error("%s: cannot open model: No such file or directory" % os.fsdecode(model))
-    abs_paths = [os.path.abspath(p) for p in paths]
-    chunks = [abs_paths[i:i + batch] for i in range(0, len(abs_paths), batch)]
+    paths, model_path, chunks = _prepare_job("score", model, paths, batch)
 
     own = client is None
     if own:
@@ -396,14 +402,7 @@ def dense(model, paths, client=None, size=None, scales=None, stride=None, batch=
     threads   threads per session on the workers
     progress  True for a bar on stderr, or a callable(done_images, total_images)
     """
-    if batch < 1:
-        raise convoy.Error("dense: batch must be >= 1, got %r" % (batch,))
-    paths = [os.fsdecode(p) for p in paths]
-    model_path = os.path.abspath(os.fsdecode(model))
-    if not os.path.isfile(model_path):
-        raise convoy.Error("%s: cannot open model: No such file or directory" % os.fsdecode(model))
-    abs_paths = [os.path.abspath(p) for p in paths]
-    chunks = [abs_paths[i:i + batch] for i in range(0, len(abs_paths), batch)]
+    paths, model_path, chunks = _prepare_job("dense", model, paths, batch)
 
     own = client is None
     if own:
