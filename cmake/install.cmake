@@ -31,6 +31,7 @@ install(TARGETS convoy convoy_shared EXPORT convoyTargets
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(FILES ${CMAKE_SOURCE_DIR}/include/convoy/convoy.hpp ${CMAKE_SOURCE_DIR}/include/convoy/convoy.h
+  ${CMAKE_SOURCE_DIR}/include/convoy/train.hpp
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/convoy)
 install(TARGETS convoy_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
