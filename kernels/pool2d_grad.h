@@ -10,11 +10,12 @@
 namespace convoy::kernels {
 
 // Max pooling forward that also records, for each output, the flat index h*W + w of the chosen
-// input element within its (n, c) plane (first maximum in window order on ties, as PyTorch).
-// argmax is int32 [N, C, OH, OW] (it may live in float-sized arena slots).
+// input element within its (n, c) plane (first maximum in window order on ties, as PyTorch), or
+// -1 for a window entirely in the padding (its output is the lowest float, as pool2d; it passes
+// no gradient). argmax is int32 [N, C, OH, OW] (it may live in float-sized arena slots).
 void maxpool2d_forward_argmax(const Pool2dParams& p, const float* in, float* out, int32_t* argmax,
                               const Parallel& par);
-// dx[N,C,H,W] = scatter-add of dy to the recorded argmax positions; dx is overwritten.
+// dx[N,C,H,W] = scatter-add of dy to the recorded argmax positions (-1: none); dx is overwritten.
 void maxpool2d_backward(const Pool2dParams& p, const float* dy, const int32_t* argmax, float* dx,
                         const Parallel& par);
 // dx of average pooling (same divisor rule as the forward); dx is overwritten.

@@ -44,6 +44,7 @@ generate() {
 
 generate gen_node_tests.py node
 generate export_torchvision.py models
+generate gen_grad_data.py grad
 # Needs node + onnxruntime-node (tools/setup_ort.sh); reuses export_torchvision.py's seeds.
 generate gen_dense_data.py dense export_torchvision.py ort_run.js ../../models/demo/fashion_cnn.onnx
 echo "generate_all: test data ready in $data"
