@@ -34,6 +34,7 @@ extern const Command kInspectCommand;
 extern const Command kDenseCommand;
 extern const Command kConvertCommand;
 extern const Command kBenchCommand;
+extern const Command kFinetuneCommand;
 
 struct FlagSpec {
   std::string_view name;  // "--top"

@@ -16,7 +16,8 @@ namespace {
 using convoy::cli::Command;
 
 const Command* const kCommands[] = {&convoy::cli::kRunCommand, &convoy::cli::kInspectCommand, &convoy::cli::kDenseCommand,
-                                    &convoy::cli::kConvertCommand, &convoy::cli::kBenchCommand};
+                                    &convoy::cli::kConvertCommand, &convoy::cli::kBenchCommand,
+                                    &convoy::cli::kFinetuneCommand};
 
 void print_main_help(FILE* out) {
   std::fprintf(out, "usage: convoy <command> [args]   |   convoy --help   |   convoy --version\n\ncommands:\n");

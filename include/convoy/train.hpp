@@ -40,7 +40,9 @@ struct TrainOptions {
   // 0: keep the model's head. Otherwise, when the last layer's output count differs, that layer
   // is replaced by a freshly initialised one with num_classes outputs (and is trainable).
   int num_classes = 0;
-  enum class HeadInit { kNormal, kKaiming } head_init = HeadInit::kNormal;  // N(0, 0.01) or Kaiming-uniform
+  // kNormal: weights N(0, 0.01), bias 0. kKaiming: PyTorch nn.Linear/Conv2d default,
+  // U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias. Seeded by `seed` (splitmix64).
+  enum class HeadInit { kNormal, kKaiming } head_init = HeadInit::kNormal;
   float lr = 0.01f;
   float momentum = 0.9f;
   float weight_decay = 5e-4f;

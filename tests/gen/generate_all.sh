@@ -19,7 +19,7 @@ generate() {
   own=$(sha256sum "$script" | cut -d' ' -f1)
   want=$own
   if (($# > 0)); then
-    want=$( (cd "$here" && sha256sum "$script" "$@") | sha256sum | cut -d' ' -f1)
+    want=$( (cd "$here" && sha256sum "$name" "$@") | sha256sum | cut -d' ' -f1)  # relative names: the stamp does not depend on where the checkout lives
   fi
   set -- "$name" "$sub"
   have=$(cat "$out/.stamp" 2>/dev/null || true)
@@ -45,6 +45,9 @@ generate() {
 generate gen_node_tests.py node
 generate export_torchvision.py models
 generate gen_grad_data.py grad
+# Needs the models generator first (the VGG test reads models/vgg16_op13.onnx).
+generate gen_train_refs.py train ../../models/demo/fashion_cnn.onnx
+generate make_finetune_data.py finetune
 # Needs node + onnxruntime-node (tools/setup_ort.sh); reuses export_torchvision.py's seeds.
 generate gen_dense_data.py dense export_torchvision.py ort_run.js ../../models/demo/fashion_cnn.onnx
 echo "generate_all: test data ready in $data"
