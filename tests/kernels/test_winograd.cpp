@@ -1,0 +1,175 @@
+// Winograd F(4x4, 3x3) against the naive double reference (tests/reference/conv2d_ref.h): odd
+// map sizes, pads, channel counts around the 16-channel panels, batch 2, every epilogue, every
+// compiled target, 1 vs 3 threads bit-identical; plus the documented error bound. Batches of
+// fewer than 32 tiles take the lean path (weights transformed per run), the others the
+// precomputed one: the cases cover both.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/targets_threads.h"
+#include "kernels/winograd.h"
+#include "reference/conv2d_ref.h"
+
+using namespace convoy;
+using kernels::Activation;
+using kernels::Conv2dParams;
+
+namespace {
+
+// Error bound for unit-scale data (inputs and weights uniform in [-1, 1], so every product has
+// magnitude <= 1): max |winograd - exact| <= kErrC * sqrt(9 C) * eps_f32, plus 4 eps |y| for
+// the epilogue's own roundings. im2col convolution measures a max of ~5 sqrt(9 C) eps on such
+// data (C = 64 and 256, 30x30, 64 output channels); F(4x4, 3x3) amplifies the GEMM's rounding
+// by its transforms (B^T d reaches 10x the input, A^T's coefficients 8 per dimension): 15-25x
+// more on the same data (RMS error 1.3e-5 vs 1.9e-6 at C = 64, output RMS 7.8).
+// Measured over these cases and all compiled targets (seed 20240611): 20-75 on maps of <= 5000
+// outputs, up to 175 on C = 512, 7x7 (weights transformed in fp32 by the lean path) and 232 on
+// the 57600 outputs of C = 256, 30x30: about 1.3e-3 absolute against outputs of RMS 16 (8e-5
+// relative). The max grows with the number of outputs sampled; kErrC = 500 leaves 2.1x room.
+constexpr double kErrC = 500.0;
+
+struct Case {
+  size_t N, C, H, W, M;
+  size_t pt, pl, pb, pr;
+  bool bias, residual;
+  Activation act;
+};
+
+std::string describe(const Case& c) {
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "N=%zu C=%zu H=%zu W=%zu M=%zu pads=%zu,%zu,%zu,%zu bias=%d res=%d act=%d", c.N, c.C,
+                c.H, c.W, c.M, c.pt, c.pl, c.pb, c.pr, c.bias, c.residual, static_cast<int>(c.act));
+  return buf;
+}
+
+Conv2dParams params(const Case& cs) {
+  Conv2dParams p;
+  p.N = cs.N;
+  p.C = cs.C;
+  p.H = cs.H;
+  p.W = cs.W;
+  p.M = cs.M;
+  p.KH = p.KW = 3;
+  p.pad_top = cs.pt;
+  p.pad_left = cs.pl;
+  p.OH = cs.H + cs.pt + cs.pb - 2;
+  p.OW = cs.W + cs.pl + cs.pr - 2;
+  return p;
+}
+
+// Runs the case with 1 and 3 threads; returns max |got - want| / (sqrt(9 C) eps) over the outputs.
+double run_case(const Case& cs, std::mt19937& rng) {
+  INFO(describe(cs));
+  Conv2dParams p = params(cs);
+  REQUIRE(kernels::winograd_applicable(p));
+  const size_t out_size = p.N * p.M * p.OH * p.OW;
+  const auto in = kernel_test::random_floats(rng, p.N * p.C * p.H * p.W, -1.f, 1.f);
+  const auto w = kernel_test::random_floats(rng, p.M * p.C * 9, -1.f, 1.f);
+  const auto bias = kernel_test::random_floats(rng, p.M, -1.f, 1.f);
+  const auto res = kernel_test::random_floats(rng, out_size, -1.f, 1.f);
+  if (cs.bias) p.ep.bias = bias.data();
+  if (cs.residual) p.ep.residual = res.data();
+  p.ep.act = cs.act;
+  p.ep.alpha = cs.act == Activation::kClip ? -0.25f : 0.2f;
+  p.ep.beta = 0.5f;
+
+  std::vector<double> want, mag;
+  ref::conv2d_ref(p, in.data(), w.data(), want, mag);
+
+  std::vector<float> packed(kernels::winograd_packed_weight_floats(p));
+  kernels::pack_winograd_weights(p, w.data(), packed.data());
+  std::vector<float> got[2];
+  const size_t threads[2] = {1, 3};
+  for (int t = 0; t < 2; ++t) {
+    got[t].assign(out_size, std::numeric_limits<float>::quiet_NaN());
+    std::vector<float> scratch(kernels::winograd_scratch_floats(p, threads[t]));
+    if (t == 0) {
+      kernels::winograd_conv3x3(p, in.data(), packed.data(), got[t].data(), scratch.data(), kernels::SerialParallel());
+    } else {
+      kernels::winograd_conv3x3(p, in.data(), packed.data(), got[t].data(), scratch.data(),
+                                kernel_test::ThreadParallel(3));
+    }
+  }
+  const double eps = std::numeric_limits<float>::epsilon();
+  const double unit = std::sqrt(9.0 * static_cast<double>(p.C)) * eps;
+  double worst = 0;
+  for (size_t i = 0; i < out_size; ++i) {
+    const double err = std::fabs(got[0][i] - want[i]);
+    const double tol = kErrC * unit + 4 * eps * std::fabs(want[i]);
+    if (!(err <= tol)) {
+      FAIL_CHECK("index ", i, " got ", got[0][i], " expected ", want[i], " tol ", tol);
+      return worst;
+    }
+    worst = std::max(worst, err / unit);
+  }
+  CHECK(std::memcmp(got[0].data(), got[1].data(), out_size * sizeof(float)) == 0);
+  return worst;
+}
+
+// N, C, H, W, M, pt, pl, pb, pr, bias, residual, act
+const Case kCases[] = {
+    {1, 1, 1, 1, 1, 1, 1, 1, 1, false, false, Activation::kNone},        // 1x1 map, one partial tile
+    {1, 3, 1, 1, 17, 1, 1, 1, 1, true, true, Activation::kRelu},
+    {1, 17, 3, 3, 3, 0, 0, 0, 0, true, false, Activation::kNone},        // no pad: 1x1 output
+    {2, 3, 5, 7, 17, 1, 1, 1, 1, true, true, Activation::kLeakyRelu},   // batch 2, odd sizes
+    {1, 17, 9, 6, 1, 1, 0, 2, 1, false, true, Activation::kClip},        // asymmetric pads
+    {2, 17, 13, 11, 64, 0, 1, 1, 0, true, false, Activation::kRelu},
+    {1, 64, 8, 8, 64, 1, 1, 1, 1, true, true, Activation::kRelu},        // multiples of the tile
+    {1, 64, 7, 7, 17, 1, 1, 1, 1, false, false, Activation::kNone},      // ResNet stage-4 map
+    {2, 64, 4, 17, 3, 2, 2, 2, 2, true, false, Activation::kLeakyRelu},  // pads of 2
+    {1, 32, 7, 7, 130, 1, 1, 1, 1, true, true, Activation::kRelu},       // output-channel chunks, strip tail
+    {1, 3, 37, 70, 20, 1, 1, 1, 1, true, false, Activation::kNone},      // tile rows longer than a vector
+    {1, 256, 30, 30, 64, 1, 1, 1, 1, true, true, Activation::kRelu},     // several tile blocks
+    {1, 100, 6, 6, 80, 1, 1, 1, 1, true, true, Activation::kRelu},       // lean: channel-block tail
+    {1, 512, 7, 7, 512, 1, 1, 1, 1, true, true, Activation::kRelu},      // lean: ResNet stage 4
+    {8, 64, 7, 7, 64, 1, 1, 1, 1, true, false, Activation::kRelu},       // 32 tiles: precomputed
+    {1, 32, 23, 23, 130, 1, 1, 1, 1, true, true, Activation::kRelu},    // precomputed, channel chunks
+};
+
+}  // namespace
+
+TEST_CASE("winograd: F(4x4,3x3) against the naive reference, every target, 1 vs 3 threads") {
+  std::mt19937 rng(kernel_test::test_seed("winograd"));
+  double worst = 0;
+  kernel_test::for_each_target([&](const char*) {
+    for (const Case& c : kCases) worst = std::max(worst, run_case(c, rng));
+  });
+  MESSAGE("winograd: max error ", worst, " x sqrt(9C) eps (bound ", kErrC, ")");
+}
+
+TEST_CASE("winograd: pads 0-2 on each side, map sizes 1-9") {
+  std::mt19937 rng(kernel_test::test_seed("winograd sweep"));
+  kernel_test::for_each_target([&](const char*) {
+    for (size_t h = 1; h <= 9; h += 2)
+      for (size_t w = 1; w <= 9; w += 4)
+        for (size_t pad = 0; pad <= 2; ++pad) {
+          const Case c{1, 5, h, w + 2, 7, pad, 2 - pad, pad, (pad + 1) % 3, true, true, Activation::kRelu};
+          if (c.H + c.pt + c.pb < 3 || c.W + c.pl + c.pr < 3) continue;
+          run_case(c, rng);
+        }
+  });
+}
+
+TEST_CASE("winograd: applicability") {
+  Conv2dParams p = params({1, 8, 10, 10, 8, 1, 1, 1, 1, false, false, Activation::kNone});
+  CHECK(kernels::winograd_applicable(p));
+  Conv2dParams q = p;
+  q.stride_h = q.stride_w = 2;
+  CHECK_FALSE(kernels::winograd_applicable(q));
+  q = p;
+  q.dil_h = 2;
+  CHECK_FALSE(kernels::winograd_applicable(q));
+  q = p;
+  q.group = 2;
+  CHECK_FALSE(kernels::winograd_applicable(q));
+  q = p;
+  q.KH = q.KW = 5;
+  CHECK_FALSE(kernels::winograd_applicable(q));
+}
