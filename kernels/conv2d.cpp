@@ -2,10 +2,12 @@
 // Three paths:
 //  - pointwise (1x1, stride 1, no pad): the input already is the col matrix, GEMM reads it in place;
 //  - depthwise (group == C == M): direct vectorised loops over output columns, one plane per task;
-//  - general: im2col of a tile of output pixels into per-thread scratch, then a single-thread GEMM
-//    on that tile; one task per (image, group, pixel tile).
-// Packed weights are the ONNX weights unchanged ([M][C/group][KH][KW] is already the row-major
-// A matrix of every group); the GEMM packs its own panels.
+//  - general: im2col of a tile of output pixels straight into the GEMM's packed-B panel layout in
+//    per-thread scratch (no second copy), then a single-thread GEMM of packed A x packed B on that
+//    tile; one task per (image, group, pixel tile[, row block of the output channels when there
+//    are fewer tiles than threads]).
+// Packed weights: per group, the [Mg][Cg*KH*KW] weight matrix in the GEMM's packed-A panel
+// layout (kernels/gemm.h), packed once at plan time; depthwise weights stay in the ONNX layout.
 #include <algorithm>
 #include <cstring>
 
@@ -34,11 +36,17 @@ inline ConvPath conv_path(const Conv2dParams& p) {
 
 inline size_t kdim(const Conv2dParams& p) { return p.C / p.group * p.KH * p.KW; }
 
-// Output pixels per im2col tile: a multiple of 48 (every GEMM NR divides it), at least 96.
-inline size_t pixel_tile(const Conv2dParams& p) {
+// Output pixels per im2col tile. The col tile (K x P floats) is sized to stay in L2; with few
+// tiles per thread the tiles shrink (not below ~96 pixels) so that the threads get even work.
+// Never larger than with one thread (the scratch is sized for that). Any P works: the packed-B
+// layout takes a last panel narrower than NR.
+inline size_t pixel_tile(const Conv2dParams& p, size_t threads) {
   const size_t ohw = p.OH * p.OW;
-  const size_t want = std::max<size_t>(96, kColBudgetFloats / std::max<size_t>(kdim(p), 1) / 48 * 48);
-  return std::max<size_t>(1, std::min(ohw, want));
+  const size_t p_max = std::max<size_t>(96, kColBudgetFloats / std::max<size_t>(kdim(p), 1));
+  size_t tiles = div_up(ohw, p_max);
+  const size_t jobs = p.N * p.group, want = threads > 1 ? 2 * threads : 1;
+  if (jobs * tiles < want) tiles = std::max(tiles, std::min(div_up(want, jobs), ohw / 96));
+  return std::min(ohw, round_up(div_up(ohw, tiles), 16));
 }
 
 // GEMM of one group: A = weights, B = col (rows of length ldb), C = output (leading dim ldc).
@@ -73,13 +81,10 @@ inline size_t dw_plane_floats(const Conv2dParams& p) {
   return round_up(g.ph * p.stride_w * g.rs + kMaxLanes, 16);
 }
 
+// Per-thread scratch of the im2col path: one packed col tile (panel widths are multiples of the
+// lanes, so K * round_up(P, kMaxLanes) bounds it on every target).
 inline size_t im2col_per_thread(const Conv2dParams& p) {
-  const size_t P = pixel_tile(p);
-  const size_t ohw = p.OH * p.OW;
-  const size_t last = ohw - (div_up(ohw, P) - 1) * P;
-  const size_t g = std::max(gemm_scratch_floats(group_gemm(p, P, P, ohw), 1),
-                            gemm_scratch_floats(group_gemm(p, last, last, ohw), 1));
-  return round_up(kdim(p) * P, 16) + round_up(g, 16);
+  return round_up(kdim(p) * round_up(pixel_tile(p, 1), kMaxLanes), 16);
 }
 
 }  // namespace convoy::kernels::conv_detail
@@ -100,87 +105,140 @@ using namespace conv_detail;  // NOLINT
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-// Tile of the col matrix for image `in_n`, group channels [c0, c0+Cg), output pixels [p0, p0+np):
-// col[(c*KH + kh)*KW + kw][t] = in[c][ih][iw] or 0 outside the input.
-void im2col_tile(const Conv2dParams& p, const float* in_n, size_t c0, size_t p0, size_t np, float* HWY_RESTRICT col) {
-  const size_t Cg = p.C / p.group;
+// d[u] = row[iw0 + u*sw] for u in [lo, hi), all inside the row of W floats. Strides 2 and 4
+// (ResNet's stride-2 convs and stem, AlexNet's 11x11/4) de-interleave whole vectors; the
+// vector loop only loads inside the row, the rest is scalar.
+void gather_strided(const float* row, ptrdiff_t iw0, ptrdiff_t sw, size_t lo, size_t hi, ptrdiff_t W,
+                    float* HWY_RESTRICT d) {
+  size_t u = lo;
+#if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+  const DF df;
+  const size_t L = hn::Lanes(df);
+  const ptrdiff_t Ls = static_cast<ptrdiff_t>(L);
+  if (sw == 2) {
+    for (; u + L <= hi && iw0 + static_cast<ptrdiff_t>(u) * 2 + 2 * Ls <= W; u += L) {
+      const float* q = row + iw0 + static_cast<ptrdiff_t>(u) * 2;
+      hn::StoreU(hn::ConcatEven(df, hn::LoadU(df, q + L), hn::LoadU(df, q)), df, d + u);
+    }
+  } else if (sw == 4) {
+    for (; u + L <= hi && iw0 + static_cast<ptrdiff_t>(u) * 4 + 4 * Ls <= W; u += L) {
+      const float* q = row + iw0 + static_cast<ptrdiff_t>(u) * 4;
+      const VF e0 = hn::ConcatEven(df, hn::LoadU(df, q + L), hn::LoadU(df, q));
+      const VF e1 = hn::ConcatEven(df, hn::LoadU(df, q + 3 * L), hn::LoadU(df, q + 2 * L));
+      hn::StoreU(hn::ConcatEven(df, e1, e0), df, d + u);
+    }
+  }
+#else
+  (void)W;
+#endif
+  for (; u < hi; ++u) d[u] = row[iw0 + static_cast<ptrdiff_t>(u) * sw];
+}
+
+// Output pixels [pix0, pix0+n) of tap (kh, kw) of one input plane: dst[t] = in(ih, iw) or 0
+// outside the input.
+void gather_tap(const Conv2dParams& p, const float* plane, size_t kh, size_t kw, size_t pix0, size_t n,
+                float* HWY_RESTRICT dst) {
   const ptrdiff_t H = static_cast<ptrdiff_t>(p.H), W = static_cast<ptrdiff_t>(p.W);
-  for (size_t c = 0; c < Cg; ++c) {
-    const float* plane = in_n + (c0 + c) * p.H * p.W;
-    for (size_t kh = 0; kh < p.KH; ++kh) {
-      for (size_t kw = 0; kw < p.KW; ++kw) {
-        float* dst = col + ((c * p.KH + kh) * p.KW + kw) * np;
-        size_t oh = p0 / p.OW, ow = p0 % p.OW;
-        for (size_t t = 0; t < np;) {
-          const size_t seg = std::min(p.OW - ow, np - t);
-          const ptrdiff_t ih = static_cast<ptrdiff_t>(oh * p.stride_h + kh * p.dil_h) - static_cast<ptrdiff_t>(p.pad_top);
-          float* d = dst + t;
-          if (ih < 0 || ih >= H) {
-            std::fill(d, d + seg, 0.f);
-          } else {
-            const float* src = plane + ih * W;
-            const ptrdiff_t iw0 = static_cast<ptrdiff_t>(ow * p.stride_w + kw * p.dil_w) - static_cast<ptrdiff_t>(p.pad_left);
-            if (p.stride_w == 1) {
-              const ptrdiff_t s = static_cast<ptrdiff_t>(seg);
-              const ptrdiff_t lo = std::clamp<ptrdiff_t>(-iw0, 0, s);
-              const ptrdiff_t hi = std::clamp<ptrdiff_t>(W - iw0, lo, s);
-              std::fill(d, d + lo, 0.f);
-              if (hi > lo) std::memcpy(d + lo, src + iw0 + lo, static_cast<size_t>(hi - lo) * sizeof(float));
-              std::fill(d + hi, d + s, 0.f);
-            } else {
-              const ptrdiff_t sw = static_cast<ptrdiff_t>(p.stride_w);
-              for (size_t u = 0; u < seg; ++u) {
-                const ptrdiff_t iw = iw0 + static_cast<ptrdiff_t>(u) * sw;
-                d[u] = (iw >= 0 && iw < W) ? src[iw] : 0.f;
-              }
-            }
-          }
-          t += seg;
-          ow = 0;
-          ++oh;
+  size_t oh = pix0 / p.OW, ow = pix0 % p.OW;
+  for (size_t t = 0; t < n;) {
+    const size_t seg = std::min(p.OW - ow, n - t);
+    const ptrdiff_t ih = static_cast<ptrdiff_t>(oh * p.stride_h + kh * p.dil_h) - static_cast<ptrdiff_t>(p.pad_top);
+    float* d = dst + t;
+    if (ih < 0 || ih >= H) {
+      std::fill(d, d + seg, 0.f);
+    } else {
+      const float* src = plane + ih * W;
+      const ptrdiff_t iw0 = static_cast<ptrdiff_t>(ow * p.stride_w + kw * p.dil_w) - static_cast<ptrdiff_t>(p.pad_left);
+      const ptrdiff_t s = static_cast<ptrdiff_t>(seg), sw = static_cast<ptrdiff_t>(p.stride_w);
+      // In-input columns u in [lo, hi): 0 <= iw0 + u*sw < W.
+      const ptrdiff_t lo = std::clamp<ptrdiff_t>(iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw, 0, s);
+      const ptrdiff_t hi = std::clamp<ptrdiff_t>(W - iw0 <= 0 ? 0 : (W - iw0 + sw - 1) / sw, lo, s);
+      std::fill(d, d + lo, 0.f);
+      if (sw == 1) {
+        if (hi > lo) std::memcpy(d + lo, src + iw0 + lo, static_cast<size_t>(hi - lo) * sizeof(float));
+      } else {
+        gather_strided(src, iw0, sw, static_cast<size_t>(lo), static_cast<size_t>(hi), W, d);
+      }
+      std::fill(d + hi, d + s, 0.f);
+    }
+    t += seg;
+    ow = 0;
+    ++oh;
+  }
+}
+
+// Tile of the col matrix for image `in_n`, group channels [c0, c0+Cg), output pixels [p0, p0+np),
+// written in the GEMM's packed-B layout: row k = (c*KH + kh)*KW + kw, column t lies in panel
+// q = t / nr at col + q*nr*K + k*w_q + t % nr (w_q = the panel's width, columns past np zero).
+void im2col_packed(const Conv2dParams& p, const float* in_n, size_t c0, size_t p0, size_t np, const GemmPanelLayout& lay,
+                   float* HWY_RESTRICT col) {
+  const size_t Cg = p.C / p.group, K = kdim(p), nr = lay.nr;
+  for (size_t t0 = 0; t0 < np; t0 += nr) {
+    const size_t nq = std::min(nr, np - t0), w = std::min(nr, round_up(nq, lay.lanes));
+    float* panel = col + t0 * K;
+    for (size_t c = 0; c < Cg; ++c) {
+      const float* plane = in_n + (c0 + c) * p.H * p.W;
+      for (size_t kh = 0; kh < p.KH; ++kh) {
+        for (size_t kw = 0; kw < p.KW; ++kw) {
+          float* dst = panel + ((c * p.KH + kh) * p.KW + kw) * w;
+          gather_tap(p, plane, kh, kw, p0 + t0, nq, dst);
+          std::fill(dst + nq, dst + w, 0.f);
         }
       }
     }
   }
 }
 
+// A of group g: its rows of the packed weights.
+inline size_t group_a_floats(const Conv2dParams& p, const GemmPanelLayout& lay) {
+  return round_up(p.M / p.group, lay.mr) * kdim(p);
+}
+
 void conv_pointwise(const Conv2dParams& p, const float* in, const float* w, float* out, float* scratch,
                     const Parallel& par) {
+  const GemmPanelLayout lay = gemm_panel_layout();
   const size_t hw = p.H * p.W, Mg = p.M / p.group, Cg = p.C / p.group;
   for (size_t g = 0; g < p.group; ++g) {
     GemmParams gp = group_gemm(p, hw, hw, hw);
     gp.batch = p.N;
+    gp.a_bs = 0;
     gp.b_bs = static_cast<ptrdiff_t>(p.C * hw);
     gp.c_bs = static_cast<ptrdiff_t>(p.M * hw);
     gp.ep = p.ep;
     gp.ep.bias_per_row = true;
     if (p.ep.bias) gp.ep.bias = p.ep.bias + g * Mg;
     if (p.ep.residual) gp.ep.residual = p.ep.residual + g * Mg * hw;
-    gemm(gp, w + g * Mg * Cg, in + g * Cg * hw, out + g * Mg * hw, scratch, par);
+    gemm_prepacked_a(gp, w + g * group_a_floats(p, lay), in + g * Cg * hw, out + g * Mg * hw, scratch, par);
   }
 }
 
 void conv_im2col(const Conv2dParams& p, const float* in, const float* w, float* out, float* scratch, const Parallel& par) {
-  const size_t ohw = p.OH * p.OW, Mg = p.M / p.group, Cg = p.C / p.group, K = kdim(p);
-  const size_t P = pixel_tile(p);
-  const size_t n_tiles = div_up(ohw, P);
-  const size_t per_thread = im2col_per_thread(p);
-  const size_t col_floats = round_up(K * P, 16);
-  par.run(p.N * p.group * n_tiles, [&](size_t task, size_t thread) {
-    const size_t tile = task % n_tiles;
-    const size_t g = (task / n_tiles) % p.group;
-    const size_t n = task / (n_tiles * p.group);
+  const GemmPanelLayout lay = gemm_panel_layout();
+  const size_t ohw = p.OH * p.OW, Mg = p.M / p.group, Cg = p.C / p.group;
+  const size_t threads = std::max<size_t>(par.threads(), 1);
+  const size_t P = pixel_tile(p, threads);
+  const size_t n_tiles = div_up(ohw, P), jobs = p.N * p.group * n_tiles;
+  // Fewer tiles than threads (deep layers with small maps at batch 1): split the output
+  // channels too; each part re-gathers its tile, which is cheap next to its GEMM.
+  size_t rows = round_up(Mg, lay.mr);
+  if (jobs < threads) rows = round_up(div_up(Mg, std::min(div_up(threads, jobs), div_up(Mg, lay.mr))), lay.mr);
+  const size_t m_parts = div_up(Mg, rows);
+  const size_t per_thread = im2col_per_thread(p), a_group = group_a_floats(p, lay);
+  par.run(jobs * m_parts, [&](size_t task, size_t thread) {
+    const size_t part = task % m_parts, job = task / m_parts;
+    const size_t tile = job % n_tiles;
+    const size_t g = (job / n_tiles) % p.group;
+    const size_t n = job / (n_tiles * p.group);
     const size_t p0 = tile * P, np = std::min(P, ohw - p0);
     float* col = scratch + thread * per_thread;
-    im2col_tile(p, in + n * p.C * p.H * p.W, g * Cg, p0, np, col);
+    im2col_packed(p, in + n * p.C * p.H * p.W, g * Cg, p0, np, lay, col);
     GemmParams gp = group_gemm(p, np, np, ohw);
     const size_t off = (n * p.M + g * Mg) * ohw + p0;
     gp.ep = p.ep;
     gp.ep.bias_per_row = true;
     if (p.ep.bias) gp.ep.bias = p.ep.bias + g * Mg;
     if (p.ep.residual) gp.ep.residual = p.ep.residual + off;
-    const SerialParallel serial;
-    gemm(gp, w + g * Mg * K, col, out + off, col + col_floats, serial);
+    gemm_packed_ab(gp, w + g * a_group, col, out + off, part * rows, std::min(Mg, (part + 1) * rows));
   });
 }
 
@@ -282,12 +340,26 @@ namespace convoy::kernels {
 
 HWY_EXPORT(conv2d_impl);
 
-size_t conv2d_packed_weight_floats(const Conv2dParams& p) { return p.M * conv_detail::kdim(p); }
+size_t conv2d_packed_weight_floats(const Conv2dParams& p) {
+  using namespace conv_detail;  // NOLINT
+  if (conv_path(p) == ConvPath::kDepthwise) return p.M * kdim(p);
+  return p.group * gemm_packed_a_floats(p.M / p.group, kdim(p));
+}
 
-bool conv2d_packing_is_identity(const Conv2dParams&) { return true; }
+// Depthwise weights are used as they are; everything else runs on packed-A panels.
+bool conv2d_packing_is_identity(const Conv2dParams& p) { return conv_detail::conv_path(p) == conv_detail::ConvPath::kDepthwise; }
 
 void pack_conv2d_weights(const Conv2dParams& p, const float* w, float* packed) {
-  std::memcpy(packed, w, conv2d_packed_weight_floats(p) * sizeof(float));
+  using namespace conv_detail;  // NOLINT
+  if (conv_path(p) == ConvPath::kDepthwise) {
+    std::memcpy(packed, w, conv2d_packed_weight_floats(p) * sizeof(float));
+    return;
+  }
+  const size_t Mg = p.M / p.group, K = kdim(p), per_group = gemm_packed_a_floats(Mg, K);
+  for (size_t g = 0; g < p.group; ++g) {
+    GemmParams gp = group_gemm(p, 1, 1, 1);
+    gemm_pack_a(gp, w + g * Mg * K, packed + g * per_group);
+  }
 }
 
 size_t conv2d_scratch_floats(const Conv2dParams& p, size_t threads) {
@@ -298,7 +370,7 @@ size_t conv2d_scratch_floats(const Conv2dParams& p, size_t threads) {
     case ConvPath::kPointwise: {
       GemmParams gp = group_gemm(p, p.H * p.W, p.H * p.W, p.H * p.W);
       gp.batch = p.N;
-      return gemm_scratch_floats(gp, threads);
+      return gemm_prepacked_a_scratch_floats(gp, threads);
     }
     case ConvPath::kDepthwise:
       return threads * dw_plane_floats(p);

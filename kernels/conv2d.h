@@ -21,10 +21,12 @@ struct Conv2dParams {
   Epilogue ep;  // ep.bias: [M] or nullptr; ep.residual: [N, M, OH, OW] or nullptr
 };
 
-// Packed weights replace the ONNX ones at plan time (the raw copy is then dropped).
+// Packed weights are made once at plan time: per group, the weight matrix in the GEMM's
+// packed-A panel layout (kernels/gemm.h; it depends on the SIMD target chosen at run time, so
+// pack and run in the same process). Depthwise weights keep the ONNX layout.
 size_t conv2d_packed_weight_floats(const Conv2dParams& p);
-// True when the packed layout is the ONNX layout itself: the planner then hands conv2d the
-// model's weights directly instead of holding a second copy.
+// True when the packed layout is the ONNX layout itself (depthwise): the planner then hands
+// conv2d the model's weights directly instead of holding a second copy.
 bool conv2d_packing_is_identity(const Conv2dParams& p);
 void pack_conv2d_weights(const Conv2dParams& p, const float* w, float* packed);
 size_t conv2d_scratch_floats(const Conv2dParams& p, size_t threads);

@@ -1,15 +1,23 @@
-// Blocked SGEMM: packed panels + Highway register-blocked micro-kernel, GEMV paths for M==1 / N==1.
+// Blocked SGEMM: packed panels + Highway register-blocked micro-kernel; GEMV paths for M==1 / N==1;
+// a dot-product path for few rows with B transposed (fully connected layers at a small batch).
 //
 // Blocking (BLIS-style): the C matrix of each batch entry is cut into MC x NC tiles; a tile is
 // one Parallel task and is computed completely by one thread (K is never split across threads,
 // so results do not depend on the thread count). Inside a task, K is walked in KC blocks: the
-// A block (MC x KC) and B block (KC x NC) are packed into the thread's scratch, then the
-// micro-kernel computes MR x NR register tiles (NR = kNV vectors).
+// B block (KC x NC) is packed into the thread's scratch (and the A block too unless A comes
+// pre-packed), then for each NR-column B micro-panel (kept in L1) the micro-kernel runs over
+// the A micro-panels (streamed from L2), MR x NR register tiles (NR = up to kNV vectors).
 //   packed A: panels of MR rows, panel[k][r] (k-major, MR contiguous), rows past M are zero;
-//   packed B: panels of NR columns, panel[k][c] (NR contiguous), columns past N are zero.
-// So edge tiles run the same vector micro-kernel; only their store is partial.
+//             pre-packed A (weights, gemm_pack_a) holds these K block by K block, each block's
+//             panels back to back (one contiguous stream per K block);
+//   packed B: panels of NR columns, panel[k][c]; the last panel is only as wide as the
+//             remaining columns rounded up to a vector (so N = 49 costs 48 + 16 columns, not
+//             2 x 48), with its columns past N zero. conv2d's im2col writes this layout directly.
+// Edge tiles run the same vector micro-kernels; whole tiles are merged from registers, partial
+// ones (M/N edges only) through a small buffer, with the same vector arithmetic.
 // The epilogue is merged into the store: on the first K block bias and residual are added
 // (so the residual may alias C), on the last one the activation is applied.
+// The K blocking depends on K only, so every path sums in the same order for any thread count.
 #include <algorithm>
 #include <cstring>
 
@@ -24,8 +32,9 @@ inline constexpr size_t kMaxLanes = 64;  // floats in the widest vector any targ
 inline constexpr size_t kMRMax = 8;
 inline constexpr size_t kNRMax = 3 * kMaxLanes;
 inline constexpr size_t kKC = 256;
-inline constexpr size_t kMC = 144;  // multiple of every MR (8, 6, 4)
-inline constexpr size_t kNC = 480;  // multiple of every NR on x86 (48, 16, 8, 2)
+inline constexpr size_t kMC = 144;       // multiple of every MR (8, 6, 4)
+inline constexpr size_t kMCPacked = 480;  // rows per A block when A comes pre-packed (multiple of every MR)
+inline constexpr size_t kNC = 480;       // multiple of every NR on x86 (48, 16, 8, 2)
 
 inline size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 inline size_t round_up(size_t a, size_t b) { return div_up(a, b) * b; }
@@ -34,13 +43,21 @@ struct Blocking {
   size_t mc, nc, kc, nkb;
 };
 
+// K blocks: as equal as possible, at most kKC.
+inline void k_blocks(size_t K, size_t* kc, size_t* nkb) {
+  *nkb = std::max<size_t>(1, div_up(K, kKC));
+  *kc = div_up(K, *nkb);
+}
+
 // The K blocking depends on K only (it decides the summation order); MC/NC may shrink with the
 // thread count to make enough tasks, which does not change any result.
-inline Blocking plan_blocking(const GemmParams& p, size_t threads) {
+// With A pre-packed the A block is not copied per task, so it may be larger (the B block is then
+// packed once for more rows); its row blocks are balanced.
+inline Blocking plan_blocking(const GemmParams& p, size_t threads, bool a_prepacked = false) {
   Blocking b{};
-  b.nkb = std::max<size_t>(1, div_up(p.K, kKC));
-  b.kc = div_up(p.K, b.nkb);
-  b.mc = std::min(kMC, round_up(std::max<size_t>(p.M, 1), 24));
+  k_blocks(p.K, &b.kc, &b.nkb);
+  const size_t m = std::max<size_t>(p.M, 1);
+  b.mc = a_prepacked ? round_up(div_up(m, div_up(m, kMCPacked)), 24) : std::min(kMC, round_up(m, 24));
   b.nc = std::min(kNC, round_up(std::max<size_t>(p.N, 1), 48));
   auto tasks = [&] { return p.batch * div_up(p.M, b.mc) * div_up(p.N, b.nc); };
   while (threads > 1 && tasks() < 2 * threads) {
@@ -74,6 +91,14 @@ inline GemvKind gemv_kind(const GemmParams& p) {
 
 inline constexpr size_t kGemvMaxChunk = 1024;
 
+// Few rows of A and B stored transposed (fully connected layers at a small batch: B = the
+// [N][K] weights): dot products along K read every weight row once, contiguously, instead of
+// packing (transposing) B on every run.
+inline constexpr size_t kDotMaxM = 16;
+inline bool uses_dot(const GemmParams& p) {
+  return gemv_kind(p) == GemvKind::kNone && p.M <= kDotMaxM && p.a_cs == 1 && p.b_rs == 1 && p.b_cs != 1;
+}
+
 }  // namespace convoy::kernels::gemm_detail
 #endif  // CONVOY_KERNELS_GEMM_SHARED
 
@@ -102,6 +127,7 @@ constexpr size_t kMR = 4, kNV = 2;
 constexpr size_t kMR = 6, kNV = 2;
 #endif
 static_assert(kMR <= kMRMax, "MR bound");
+static_assert(kMC % kMR == 0 && kMCPacked % kMR == 0, "A blocks hold whole panels");
 
 struct MergeCtx {
   float alpha, beta;
@@ -112,6 +138,8 @@ struct MergeCtx {
 // c[o*cs] = merge(acc[o]) for o < n. First block: alpha*acc + beta*c + bias + residual (c not
 // read when beta == 0); later blocks: c + alpha*acc. Last block: activation.
 // res points at the residual element matching c[0] (same stride), bias at bias[o*bias_stride].
+// The tail (< one vector) is scalar: a masked store would be a read-modify-write of the
+// neighbouring columns on some targets, which another thread may be writing.
 HWY_NOINLINE void merge_span(const float* HWY_RESTRICT acc, size_t n, float* c, size_t cs, const float* res,
                              const float* bias, size_t bias_stride, const MergeCtx& m) {
   const DF d;
@@ -150,6 +178,11 @@ HWY_NOINLINE void merge_span(const float* HWY_RESTRICT acc, size_t n, float* c, 
 
 // ---- packing ----
 
+// Width of B panel q (starting at column q*nr) when the block has n columns.
+HWY_INLINE size_t panel_width(size_t n, size_t c0, size_t nr, size_t lanes) {
+  return std::min(nr, round_up(n - c0, lanes));
+}
+
 // A rows [i0, i0+mc), k [k0, k0+kc) -> panels of kMR rows: dst[p][k][r].
 void pack_a(const GemmParams& p, const float* a, size_t i0, size_t mc, size_t k0, size_t kc, float* HWY_RESTRICT dst) {
   for (size_t r0 = 0; r0 < mc; r0 += kMR) {
@@ -173,71 +206,165 @@ void pack_a(const GemmParams& p, const float* a, size_t i0, size_t mc, size_t k0
   }
 }
 
-// B k [k0, k0+kc), columns [j0, j0+nc) -> panels of nr_full columns: dst[q][k][c].
+// B k [k0, k0+kc), columns [j0, j0+nc) -> panels of nr_full columns (the last one narrower,
+// see panel_width): panel c0 at dst + c0*kc, element [k][c].
 void pack_b(const GemmParams& p, const float* b, size_t k0, size_t kc, size_t j0, size_t nc, size_t nr_full,
             float* HWY_RESTRICT dst) {
+  const size_t L = hn::Lanes(DF());
   for (size_t c0 = 0; c0 < nc; c0 += nr_full) {
-    const size_t nr = std::min(nr_full, nc - c0);
+    const size_t nr = std::min(nr_full, nc - c0), w = panel_width(nc, c0, nr_full, L);
     float* panel = dst + c0 * kc;
     const float* src = b + static_cast<ptrdiff_t>(k0) * p.b_rs + static_cast<ptrdiff_t>(j0 + c0) * p.b_cs;
     if (p.b_cs == 1) {
       for (size_t k = 0; k < kc; ++k) {
-        float* out = panel + k * nr_full;
+        float* out = panel + k * w;
         std::memcpy(out, src + static_cast<ptrdiff_t>(k) * p.b_rs, nr * sizeof(float));
-        for (size_t c = nr; c < nr_full; ++c) out[c] = 0.f;
+        for (size_t c = nr; c < w; ++c) out[c] = 0.f;
       }
       continue;
     }
     for (size_t c = 0; c < nr; ++c) {
       const float* col = src + static_cast<ptrdiff_t>(c) * p.b_cs;
       if (p.b_rs == 1) {
-        for (size_t k = 0; k < kc; ++k) panel[k * nr_full + c] = col[k];
+        for (size_t k = 0; k < kc; ++k) panel[k * w + c] = col[k];
       } else {
-        for (size_t k = 0; k < kc; ++k) panel[k * nr_full + c] = col[static_cast<ptrdiff_t>(k) * p.b_rs];
+        for (size_t k = 0; k < kc; ++k) panel[k * w + c] = col[static_cast<ptrdiff_t>(k) * p.b_rs];
       }
     }
     for (size_t k = 0; k < kc; ++k)
-      for (size_t c = nr; c < nr_full; ++c) panel[k * nr_full + c] = 0.f;
+      for (size_t c = nr; c < w; ++c) panel[k * w + c] = 0.f;
   }
 }
 
-// ---- micro-kernel: tile[kMR][kNV*L] = packed A panel (kc x kMR) * packed B panel (kc x kNV*L) ----
-HWY_INLINE void micro_kernel(const float* HWY_RESTRICT ap, const float* HWY_RESTRICT bp, size_t kc,
-                             float* HWY_RESTRICT tile) {
+// ---- micro-kernel: C tile (kMR rows x NV*L columns) = packed A panel (kc x kMR) * packed B panel (kc x NV*L) ----
+
+// Where one register tile goes: c/res at its first element (C's leading dimension ldc), bias at
+// its first row (bias_per_row) or first column; mr x nr of its elements are inside C.
+struct TileOut {
+  float* c;
+  size_t ldc;
+  const float* res;
+  const float* bias;
+  bool bias_per_row;
+  size_t mr, nr;
+};
+
+// A whole tile is merged from registers with the same vector operations as merge_span (so
+// results do not depend on where tile edges fall); a partial one goes through `tile` memory.
+template <size_t NV>
+HWY_INLINE void micro_kernel(const float* HWY_RESTRICT ap, const float* HWY_RESTRICT bp, size_t kc, const TileOut& o,
+                             const MergeCtx& m, float* HWY_RESTRICT tile) {
   const DF d;
   const size_t L = hn::Lanes(d);
-  VF acc[kMR][kNV];
+  VF acc[kMR][NV];
 #pragma GCC unroll 8
   for (size_t r = 0; r < kMR; ++r)
 #pragma GCC unroll 3
-    for (size_t v = 0; v < kNV; ++v) acc[r][v] = hn::Zero(d);
+    for (size_t v = 0; v < NV; ++v) acc[r][v] = hn::Zero(d);
   for (size_t k = 0; k < kc; ++k) {
-    VF bv[kNV];
+    VF bv[NV];
 #pragma GCC unroll 3
-    for (size_t v = 0; v < kNV; ++v) bv[v] = hn::LoadU(d, bp + v * L);
+    for (size_t v = 0; v < NV; ++v) bv[v] = hn::LoadU(d, bp + v * L);
 #pragma GCC unroll 8
     for (size_t r = 0; r < kMR; ++r) {
       const VF av = hn::Set(d, ap[r]);
 #pragma GCC unroll 3
-      for (size_t v = 0; v < kNV; ++v) acc[r][v] = hn::MulAdd(av, bv[v], acc[r][v]);
+      for (size_t v = 0; v < NV; ++v) acc[r][v] = hn::MulAdd(av, bv[v], acc[r][v]);
     }
     ap += kMR;
-    bp += kNV * L;
+    bp += NV * L;
+  }
+  if (o.mr == kMR && o.nr == NV * L) {
+    const VF valpha = hn::Set(d, m.alpha), vbeta = hn::Set(d, m.beta);
+    for (size_t r = 0; r < kMR; ++r) {
+      float* cr = o.c + r * o.ldc;
+      const float* rr = o.res ? o.res + r * o.ldc : nullptr;
+#pragma GCC unroll 3
+      for (size_t v = 0; v < NV; ++v) {
+        VF x = hn::Mul(valpha, acc[r][v]);
+        if (m.first) {
+          if (m.beta != 0.f) x = hn::MulAdd(vbeta, hn::LoadU(d, cr + v * L), x);
+          if (o.bias) x = hn::Add(x, o.bias_per_row ? hn::Set(d, o.bias[r]) : hn::LoadU(d, o.bias + v * L));
+          if (rr) x = hn::Add(x, hn::LoadU(d, rr + v * L));
+        } else {
+          x = hn::Add(hn::LoadU(d, cr + v * L), x);
+        }
+        if (m.last) x = activate_vec(d, x, *m.ep);
+        hn::StoreU(x, d, cr + v * L);
+      }
+    }
+    return;
   }
 #pragma GCC unroll 8
   for (size_t r = 0; r < kMR; ++r)
 #pragma GCC unroll 3
-    for (size_t v = 0; v < kNV; ++v) hn::StoreU(acc[r][v], d, tile + (r * kNV + v) * L);
+    for (size_t v = 0; v < NV; ++v) hn::StoreU(acc[r][v], d, tile + (r * NV + v) * L);
+  for (size_t r = 0; r < o.mr; ++r) {
+    const size_t off = r * o.ldc;
+    const float* bias = nullptr;
+    if (o.bias) bias = o.bias_per_row ? o.bias + r : o.bias;
+    merge_span(tile + r * NV * L, o.nr, o.c + off, 1, o.res ? o.res + off : nullptr, bias, o.bias_per_row ? 0 : 1, m);
+  }
 }
 
-void gemm_blocked(const GemmParams& p, const float* a, const float* b, float* c, float* scratch, const Parallel& par) {
+HWY_NOINLINE void micro_kernel_nv(size_t nv, const float* HWY_RESTRICT ap, const float* HWY_RESTRICT bp, size_t kc,
+                                  const TileOut& o, const MergeCtx& m, float* HWY_RESTRICT tile) {
+  if (nv == kNV) {
+    micro_kernel<kNV>(ap, bp, kc, o, m, tile);
+  } else if (kNV >= 2 && nv == 2) {
+    micro_kernel<(kNV >= 2 ? 2 : 1)>(ap, bp, kc, o, m, tile);
+  } else {
+    micro_kernel<1>(ap, bp, kc, o, m, tile);
+  }
+}
+
+// One K block of a C block: rows [0, mc) from A panels (panel stride a_kdim*kMR, this block at
+// k offset ka), columns [0, n) from B panels (panel c0 at b + c0*b_kdim, this block at k
+// offset kb, widths per panel_width), kc deep. c/res/bias point at the block's origin.
+struct BlockOut {
+  float* c;
+  size_t ldc;
+  const float* res;     // residual at the block origin (C's layout) or nullptr
+  const float* bias;    // bias at the block origin or nullptr
+  bool bias_per_row;
+};
+
+void macro_block(const float* a, size_t a_kdim, size_t ka, size_t mc, const float* b, size_t b_kdim, size_t kb,
+                 size_t n, size_t kc, const BlockOut& o, const MergeCtx& m) {
   const DF d;
   const size_t L = hn::Lanes(d);
   const size_t NR = kNV * L;
-  const Blocking bl = plan_blocking(p, par.threads());
+  HWY_ALIGN float tile[kMR * kNRMax];
+  for (size_t c0 = 0; c0 < n; c0 += NR) {
+    const size_t w = panel_width(n, c0, NR, L), nr = std::min(NR, n - c0);
+    const float* bp = b + c0 * b_kdim + kb * w;
+    for (size_t r0 = 0; r0 < mc; r0 += kMR) {
+      const size_t off = r0 * o.ldc + c0;
+      TileOut t{o.c + off, o.ldc, o.res ? o.res + off : nullptr, nullptr, o.bias_per_row, std::min(kMR, mc - r0), nr};
+      if (o.bias) t.bias = o.bias_per_row ? o.bias + r0 : o.bias + c0;
+      micro_kernel_nv(w / L, a + r0 * a_kdim + ka * kMR, bp, kc, t, m, tile);
+    }
+  }
+}
+
+BlockOut block_out(const GemmParams& p, float* cb, const float* rb, size_t i0, size_t j0) {
+  const size_t off = i0 * p.ldc + j0;
+  BlockOut o{cb + off, p.ldc, rb ? rb + off : nullptr, nullptr, p.ep.bias_per_row};
+  if (p.ep.bias) o.bias = p.ep.bias + (p.ep.bias_per_row ? i0 : j0);
+  return o;
+}
+
+// a_packed == nullptr: A is packed per task from p's strides; otherwise it is pre-packed.
+void gemm_blocked(const GemmParams& p, const float* a, const float* a_packed, const float* b, float* c,
+                  float* scratch, const Parallel& par) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  const size_t NR = kNV * L;
+  const Blocking bl = plan_blocking(p, par.threads(), a_packed != nullptr);
   const size_t per_thread = per_thread_floats(p);
   const size_t m_blocks = div_up(p.M, bl.mc), n_blocks = div_up(p.N, bl.nc);
-  const size_t a_floats = round_up(std::max<size_t>(bl.kc, 1) * (bl.mc + kMRMax), 16);
+  // Pre-packed A needs no A block in scratch (and its mc may exceed the scratch's).
+  const size_t a_floats = a_packed ? 0 : round_up(std::max<size_t>(bl.kc, 1) * (bl.mc + kMRMax), 16);
 
   par.run(p.batch * m_blocks * n_blocks, [&](size_t task, size_t thread) {
     const size_t nb = task % n_blocks;
@@ -247,35 +374,22 @@ void gemm_blocked(const GemmParams& p, const float* a, const float* b, float* c,
     const size_t mc = std::min(bl.mc, p.M - i0), nc = std::min(bl.nc, p.N - j0);
     float* apack = scratch + thread * per_thread;
     float* bpack = apack + a_floats;
-    const float* ab = a + static_cast<ptrdiff_t>(bi) * p.a_bs;
     const float* bb = b + static_cast<ptrdiff_t>(bi) * p.b_bs;
     float* cb = c + static_cast<ptrdiff_t>(bi) * p.c_bs;
     const float* rb = p.ep.residual ? p.ep.residual + static_cast<ptrdiff_t>(bi) * p.c_bs : nullptr;
-    HWY_ALIGN float tile[kMR * kNRMax];
+    const BlockOut out = block_out(p, cb, rb, i0, j0);
 
     for (size_t kb = 0; kb < bl.nkb; ++kb) {
       const size_t k0 = kb * bl.kc;
       const size_t kc = std::min(bl.kc, p.K - std::min(p.K, k0));
       pack_b(p, bb, k0, kc, j0, nc, NR, bpack);
-      pack_a(p, ab, i0, mc, k0, kc, apack);
       const MergeCtx m{p.alpha, p.beta, kb == 0, kb + 1 == bl.nkb, &p.ep};
-      for (size_t r0 = 0; r0 < mc; r0 += kMR) {
-        const size_t mr = std::min(kMR, mc - r0);
-        for (size_t c0 = 0; c0 < nc; c0 += NR) {
-          const size_t nr = std::min(NR, nc - c0);
-          micro_kernel(apack + r0 * kc, bpack + c0 * kc, kc, tile);
-          for (size_t r = 0; r < mr; ++r) {
-            const size_t i = i0 + r0 + r, j = j0 + c0;
-            const size_t off = i * p.ldc + j;
-            const float* bias = nullptr;
-            size_t bias_stride = 0;
-            if (p.ep.bias) {
-              bias = p.ep.bias_per_row ? p.ep.bias + i : p.ep.bias + j;
-              bias_stride = p.ep.bias_per_row ? 0 : 1;
-            }
-            merge_span(tile + r * NR, nr, cb + off, 1, rb ? rb + off : nullptr, bias, bias_stride, m);
-          }
-        }
+      if (a_packed) {
+        const float* ab = a_packed + static_cast<ptrdiff_t>(bi) * p.a_bs + k0 * round_up(p.M, kMR) + i0 * kc;
+        macro_block(ab, kc, 0, mc, bpack, kc, 0, nc, kc, out, m);
+      } else {
+        pack_a(p, a + static_cast<ptrdiff_t>(bi) * p.a_bs, i0, mc, k0, kc, apack);
+        macro_block(apack, kc, 0, mc, bpack, kc, 0, nc, kc, out, m);
       }
     }
   });
@@ -410,6 +524,105 @@ void gemm_gemv(const GemmParams& p, GemvKind kind, const float* a, const float* 
   });
 }
 
+// ---- small M, B transposed: dot products along K ----
+
+// Register tile: kDotRM rows of A x kDotRN rows of B^T, accumulated along K in vectors.
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+constexpr size_t kDotRM = 8, kDotRN = 3;
+#else
+constexpr size_t kDotRM = 4, kDotRN = 3;
+#endif
+
+// out[r*kDotRN + v] = sum_k a[r*a_rs + k] * brow[v][k], r < RM, v < kDotRN.
+template <size_t RM>
+HWY_NOINLINE void dot_tile(const float* a, ptrdiff_t a_rs, const float* const* brow, size_t K, float* HWY_RESTRICT out) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  VF acc[RM][kDotRN];
+#pragma GCC unroll 8
+  for (size_t r = 0; r < RM; ++r)
+#pragma GCC unroll 3
+    for (size_t v = 0; v < kDotRN; ++v) acc[r][v] = hn::Zero(d);
+  const float* b0 = brow[0];
+  const float* b1 = brow[1];
+  const float* b2 = brow[2];
+  size_t k = 0;
+  for (; k + L <= K; k += L) {
+    const VF x0 = hn::LoadU(d, b0 + k), x1 = hn::LoadU(d, b1 + k), x2 = hn::LoadU(d, b2 + k);
+#pragma GCC unroll 8
+    for (size_t r = 0; r < RM; ++r) {
+      const VF av = hn::LoadU(d, a + static_cast<ptrdiff_t>(r) * a_rs + static_cast<ptrdiff_t>(k));
+      acc[r][0] = hn::MulAdd(av, x0, acc[r][0]);
+      acc[r][1] = hn::MulAdd(av, x1, acc[r][1]);
+      acc[r][2] = hn::MulAdd(av, x2, acc[r][2]);
+    }
+  }
+  for (size_t r = 0; r < RM; ++r) {
+    const float* ar = a + static_cast<ptrdiff_t>(r) * a_rs;
+    for (size_t v = 0; v < kDotRN; ++v) {
+      float s = hn::GetLane(hn::SumOfLanes(d, acc[r][v]));
+      for (size_t kk = k; kk < K; ++kk) s += ar[kk] * brow[v][kk];  // K tail (< one vector)
+      out[r * kDotRN + v] = s;
+    }
+  }
+}
+
+void dot_tile_rows(size_t rm, const float* a, ptrdiff_t a_rs, const float* const* brow, size_t K, float* out) {
+  switch (rm) {
+    case 1: dot_tile<1>(a, a_rs, brow, K, out); break;
+    case 2: dot_tile<2>(a, a_rs, brow, K, out); break;
+    case 3: dot_tile<3>(a, a_rs, brow, K, out); break;
+    case 4: dot_tile<4>(a, a_rs, brow, K, out); break;
+    default:
+      if constexpr (kDotRM == 8) {
+        switch (rm) {
+          case 5: dot_tile<5>(a, a_rs, brow, K, out); break;
+          case 6: dot_tile<6>(a, a_rs, brow, K, out); break;
+          case 7: dot_tile<7>(a, a_rs, brow, K, out); break;
+          default: dot_tile<8>(a, a_rs, brow, K, out); break;
+        }
+      }
+      break;
+  }
+}
+
+// Tasks: chunks of B rows (output columns); each weight row is read from memory once.
+void gemm_dot(const GemmParams& p, const float* a, const float* b, float* c, const Parallel& par) {
+  const size_t threads = std::max<size_t>(par.threads(), 1);
+  const size_t chunk = std::clamp<size_t>(round_up(div_up(p.N, 4 * threads), kDotRN), kDotRN, 96 * kDotRN);
+  const size_t n_chunks = div_up(p.N, chunk);
+  par.run(p.batch * n_chunks, [&](size_t task, size_t /*thread*/) {
+    const size_t bi = task / n_chunks;
+    const size_t j_begin = (task % n_chunks) * chunk, j_end = std::min(p.N, j_begin + chunk);
+    const float* ab = a + static_cast<ptrdiff_t>(bi) * p.a_bs;
+    const float* bb = b + static_cast<ptrdiff_t>(bi) * p.b_bs;
+    float* cb = c + static_cast<ptrdiff_t>(bi) * p.c_bs;
+    const float* rb = p.ep.residual ? p.ep.residual + static_cast<ptrdiff_t>(bi) * p.c_bs : nullptr;
+    const MergeCtx m{p.alpha, p.beta, true, true, &p.ep};
+    float out[kDotRM * kDotRN];
+    for (size_t j0 = j_begin; j0 < j_end; j0 += kDotRN) {
+      const size_t rn = std::min(kDotRN, j_end - j0);
+      const float* brow[kDotRN];
+      // Past the last column the tile recomputes the last row (its results are not stored).
+      for (size_t v = 0; v < kDotRN; ++v) brow[v] = bb + static_cast<ptrdiff_t>(j0 + std::min(v, rn - 1)) * p.b_cs;
+      for (size_t i0 = 0; i0 < p.M; i0 += kDotRM) {
+        const size_t rm = std::min(kDotRM, p.M - i0);
+        dot_tile_rows(rm, ab + static_cast<ptrdiff_t>(i0) * p.a_rs, p.a_rs, brow, p.K, out);
+        const BlockOut o = block_out(p, cb, rb, i0, j0);
+        for (size_t r = 0; r < rm; ++r) {
+          const float* bias = nullptr;
+          size_t bias_stride = 0;
+          if (o.bias) {
+            bias = o.bias_per_row ? o.bias + r : o.bias;
+            bias_stride = o.bias_per_row ? 0 : 1;
+          }
+          merge_span(out + r * kDotRN, rn, o.c + r * o.ldc, 1, o.res ? o.res + r * o.ldc : nullptr, bias, bias_stride, m);
+        }
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void gemm_impl(const GemmParams& p, const float* a, const float* b, float* c, float* scratch, const Parallel* par) {
@@ -417,9 +630,59 @@ void gemm_impl(const GemmParams& p, const float* a, const float* b, float* c, fl
   const GemvKind kind = gemv_kind(p);
   if (kind != GemvKind::kNone) {
     gemm_gemv(p, kind, a, b, c, *par);
+  } else if (uses_dot(p)) {
+    gemm_dot(p, a, b, c, *par);
   } else {
-    gemm_blocked(p, a, b, c, scratch, *par);
+    gemm_blocked(p, a, nullptr, b, c, scratch, *par);
   }
+}
+
+void gemm_prepacked_a_impl(const GemmParams& p, const float* a_packed, const float* b, float* c, float* scratch,
+                           const Parallel* par) {
+  if (p.M == 0 || p.N == 0 || p.batch == 0) return;
+  if (p.M == 1 && p.b_cs == 1) {
+    // One panel row: packed A is row 0 with column stride kMR, which the GEMV path takes.
+    GemmParams q = p;
+    q.a_rs = 1;
+    q.a_cs = static_cast<ptrdiff_t>(kMR);
+    gemm_impl(q, a_packed, b, c, scratch, par);
+    return;
+  }
+  gemm_blocked(p, nullptr, a_packed, b, c, scratch, *par);
+}
+
+void gemm_packed_ab_impl(const GemmParams& p, const float* a_packed, const float* b_packed, float* c, size_t m0,
+                         size_t m1) {
+  if (m1 <= m0 || p.N == 0) return;
+  size_t kc = 0, nkb = 0;
+  k_blocks(p.K, &kc, &nkb);
+  for (size_t i0 = m0; i0 < m1; i0 += kMCPacked) {
+    const size_t mc = std::min(kMCPacked, m1 - i0);
+    const BlockOut out = block_out(p, c, p.ep.residual, i0, 0);
+    for (size_t kb = 0; kb < nkb; ++kb) {
+      const size_t k0 = kb * kc;
+      const size_t kcb = std::min(kc, p.K - std::min(p.K, k0));
+      const MergeCtx m{p.alpha, p.beta, kb == 0, kb + 1 == nkb, &p.ep};
+      macro_block(a_packed + k0 * round_up(p.M, kMR) + i0 * kcb, kcb, 0, mc, b_packed, p.K, k0, p.N, kcb, out, m);
+    }
+  }
+}
+
+// Pre-packed A is K-block major: block kb (k0 = kb*kc) at a_packed + k0*round_up(M, kMR), its
+// panels back to back, so one K block of a row range is one contiguous stream.
+void gemm_pack_a_impl(const GemmParams& p, const float* a, float* a_packed) {
+  size_t kc = 0, nkb = 0;
+  k_blocks(p.K, &kc, &nkb);
+  const size_t m_pad = round_up(p.M, kMR);
+  for (size_t kb = 0; kb < nkb; ++kb) {
+    const size_t k0 = kb * kc;
+    pack_a(p, a, 0, p.M, k0, std::min(kc, p.K - std::min(p.K, k0)), a_packed + k0 * m_pad);
+  }
+}
+
+void gemm_panel_layout_impl(GemmPanelLayout* out) {
+  const size_t L = hn::Lanes(DF());
+  *out = GemmPanelLayout{kMR, kNV * L, L};
 }
 
 }  // namespace convoy::kernels::HWY_NAMESPACE
@@ -429,14 +692,53 @@ HWY_AFTER_NAMESPACE();
 namespace convoy::kernels {
 
 HWY_EXPORT(gemm_impl);
+HWY_EXPORT(gemm_prepacked_a_impl);
+HWY_EXPORT(gemm_packed_ab_impl);
+HWY_EXPORT(gemm_pack_a_impl);
+HWY_EXPORT(gemm_panel_layout_impl);
 
 size_t gemm_scratch_floats(const GemmParams& p, size_t threads) {
-  if (p.M == 0 || p.N == 0 || p.batch == 0 || gemm_detail::gemv_kind(p) != gemm_detail::GemvKind::kNone) return 0;
+  if (p.M == 0 || p.N == 0 || p.batch == 0 || gemm_detail::gemv_kind(p) != gemm_detail::GemvKind::kNone ||
+      gemm_detail::uses_dot(p))
+    return 0;
+  return std::max<size_t>(threads, 1) * gemm_detail::per_thread_floats(p);
+}
+
+size_t gemm_prepacked_a_scratch_floats(const GemmParams& p, size_t threads) {
+  if (p.M == 0 || p.N == 0 || p.batch == 0 || (p.M == 1 && p.b_cs == 1)) return 0;
   return std::max<size_t>(threads, 1) * gemm_detail::per_thread_floats(p);
 }
 
 void gemm(const GemmParams& p, const float* a, const float* b, float* c, float* scratch, const Parallel& par) {
   HWY_DYNAMIC_DISPATCH(gemm_impl)(p, a, b, c, scratch, &par);
+}
+
+GemmPanelLayout gemm_panel_layout() {
+  GemmPanelLayout l{};
+  HWY_DYNAMIC_DISPATCH(gemm_panel_layout_impl)(&l);
+  return l;
+}
+
+size_t gemm_packed_a_floats(size_t M, size_t K) {
+  return gemm_detail::round_up(M, gemm_panel_layout().mr) * K;
+}
+
+size_t gemm_packed_b_floats(size_t N, size_t K) {
+  return gemm_detail::round_up(N, gemm_panel_layout().lanes) * K;
+}
+
+void gemm_pack_a(const GemmParams& p, const float* a, float* a_packed) {
+  HWY_DYNAMIC_DISPATCH(gemm_pack_a_impl)(p, a, a_packed);
+}
+
+void gemm_prepacked_a(const GemmParams& p, const float* a_packed, const float* b, float* c, float* scratch,
+                      const Parallel& par) {
+  HWY_DYNAMIC_DISPATCH(gemm_prepacked_a_impl)(p, a_packed, b, c, scratch, &par);
+}
+
+void gemm_packed_ab(const GemmParams& p, const float* a_packed, const float* b_packed, float* c, size_t m0,
+                    size_t m1) {
+  HWY_DYNAMIC_DISPATCH(gemm_packed_ab_impl)(p, a_packed, b_packed, c, m0, m1);
 }
 
 }  // namespace convoy::kernels

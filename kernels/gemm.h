@@ -25,8 +25,33 @@ struct GemmParams {
   Epilogue ep;
 };
 
-// Floats of scratch gemm() needs when run with `threads` threads (packed panels per thread).
+// Floats of scratch gemm() needs when run with `threads` threads.
 size_t gemm_scratch_floats(const GemmParams& p, size_t threads);
 void gemm(const GemmParams& p, const float* a, const float* b, float* c, float* scratch, const Parallel& par);
+
+// ---- Pre-packed operands ----
+// The micro-kernel's panel layout of the SIMD target Highway picks at run time (so pack and
+// run in the same process). Constant weights are packed once at plan time.
+//   packed A: opaque (gemm_pack_a writes it): panels of `mr` rows, k-major, rows past M
+//             zero, stored K block by K block so that a block is one contiguous stream.
+//   packed B: panels of `nr` columns, panel q at b_packed + q*nr*K, each [K][w] with
+//             w = min(nr, round_up(N - q*nr, lanes)); columns past N must hold finite values
+//             (they feed lanes that are never stored).
+struct GemmPanelLayout {
+  size_t mr, nr, lanes;
+};
+GemmPanelLayout gemm_panel_layout();
+size_t gemm_packed_a_floats(size_t M, size_t K);
+size_t gemm_packed_b_floats(size_t N, size_t K);
+// Packs batch entry 0 of p's A (p.M x p.K through a_rs/a_cs) into the packed-A layout.
+void gemm_pack_a(const GemmParams& p, const float* a, float* a_packed);
+// gemm() with A pre-packed: p.a_rs/a_cs are ignored, p.a_bs is the float distance between
+// packed batch entries (0: shared).
+size_t gemm_prepacked_a_scratch_floats(const GemmParams& p, size_t threads);
+void gemm_prepacked_a(const GemmParams& p, const float* a_packed, const float* b, float* c, float* scratch,
+                      const Parallel& par);
+// Both operands packed, batch 1, on the calling thread: rows [m0, m1) of C (m0 a multiple of
+// mr) = alpha * A * B, then the epilogue (bias per row or column, residual with ldc). No scratch.
+void gemm_packed_ab(const GemmParams& p, const float* a_packed, const float* b_packed, float* c, size_t m0, size_t m1);
 
 }  // namespace convoy::kernels

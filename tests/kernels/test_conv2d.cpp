@@ -112,6 +112,20 @@ const Case kCases[] = {
     {1, 4, 10, 10, 8, 3, 3, 4, 1, 1, 1, 1, 1, 1, 1, 1, true, false, Activation::kNone},   // channel multiplier 2
     {1, 3, 7, 7, 2, 7, 7, 1, 2, 2, 3, 3, 3, 3, 1, 1, true, false, Activation::kNone},
     {1, 2, 2, 2, 3, 3, 3, 1, 1, 1, 2, 2, 2, 2, 1, 1, true, false, Activation::kNone},     // mostly padding
+    // Packed-B tiles: one 49-pixel tile split over output-channel parts (3 threads), several
+    // K blocks, a narrow last panel; many tiles whose count depends on the threads; stem-like
+    // strided convs; pointwise with K blocks and batch.
+    {1, 40, 7, 7, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, true, Activation::kRelu},
+    {1, 2, 40, 40, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, true, Activation::kRelu},
+    {2, 20, 15, 15, 33, 1, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, true, true, Activation::kNone},
+    {1, 3, 30, 30, 10, 7, 7, 1, 2, 2, 3, 3, 3, 3, 1, 1, true, false, Activation::kRelu},
+    {1, 3, 40, 40, 9, 11, 11, 1, 4, 4, 2, 2, 2, 2, 1, 1, true, false, Activation::kRelu},
+    {3, 300, 5, 7, 37, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, true, true, Activation::kRelu},
+    {2, 64, 3, 3, 130, 3, 3, 1, 2, 2, 1, 1, 1, 1, 1, 1, true, false, Activation::kNone},
+    // Wide rows: the vector de-interleave of strides 2 and 4 on every target (AVX-512 too).
+    {1, 2, 9, 80, 3, 3, 3, 1, 2, 2, 1, 1, 1, 1, 1, 1, true, false, Activation::kNone},
+    {1, 2, 7, 150, 3, 5, 5, 1, 4, 4, 2, 2, 2, 2, 1, 1, false, true, Activation::kNone},
+    {1, 1, 5, 131, 2, 3, 3, 1, 2, 2, 0, 0, 0, 0, 1, 1, false, false, Activation::kNone},
     // Depthwise (group == C == M).
     {2, 19, 15, 15, 19, 3, 3, 19, 1, 1, 1, 1, 1, 1, 1, 1, true, false, Activation::kClip},
     {1, 5, 16, 33, 5, 3, 3, 5, 2, 2, 1, 1, 0, 0, 2, 2, true, true, Activation::kRelu},

@@ -27,6 +27,7 @@ struct Case {
   bool residual_in_c = false;   // residual aliases C (beta must be 0)
   Activation act = Activation::kNone;
   bool shared_b = false;        // B batch stride 0
+  bool prepacked = false;       // A packed with gemm_pack_a, run by gemm_prepacked_a
 };
 
 std::string describe(const Case& c) {
@@ -34,7 +35,8 @@ std::string describe(const Case& c) {
          " batch=" + std::to_string(c.batch) + " ta=" + std::to_string(c.ta) + " tb=" + std::to_string(c.tb) +
          " a_step=" + std::to_string(c.a_step) + " alpha=" + std::to_string(c.alpha) + " beta=" + std::to_string(c.beta) +
          " bias=" + std::to_string(c.bias) + " res=" + std::to_string(c.residual) +
-         " res_in_c=" + std::to_string(c.residual_in_c) + " act=" + std::to_string(static_cast<int>(c.act));
+         " res_in_c=" + std::to_string(c.residual_in_c) + " act=" + std::to_string(static_cast<int>(c.act)) +
+         " prepacked=" + std::to_string(c.prepacked);
 }
 
 // Runs one case on the current target with 1 and 3 threads; checks the reference and that
@@ -93,12 +95,30 @@ void run_case(const Case& cs, std::mt19937& rng) {
   if (cs.residual_in_c) pr.ep.residual = res.data();
   ref::gemm_ref(pr, a.data(), b.data(), c0.data(), want, mag);
 
+  // Pre-packed A: every batch entry packed on its own, entries back to back.
+  std::vector<float> a_packed;
+  const size_t a_packed_floats = kernels::gemm_packed_a_floats(cs.M, cs.K);
+  if (cs.prepacked) {
+    a_packed.assign(std::max<size_t>(a_packed_floats * cs.batch, 1), std::numeric_limits<float>::quiet_NaN());
+    for (size_t bi = 0; bi < cs.batch; ++bi)
+      kernels::gemm_pack_a(p, a.data() + bi * a_span, a_packed.data() + bi * a_packed_floats);
+  }
   std::vector<float> got[2];
   const size_t threads[2] = {1, 3};
   for (int t = 0; t < 2; ++t) {
     got[t] = c0;
     GemmParams q = p;
     if (cs.residual_in_c) q.ep.residual = got[t].data();
+    if (cs.prepacked) {
+      q.a_bs = static_cast<ptrdiff_t>(a_packed_floats);
+      std::vector<float> scratch(std::max<size_t>(kernels::gemm_prepacked_a_scratch_floats(q, threads[t]), 1));
+      if (t == 0) {
+        kernels::gemm_prepacked_a(q, a_packed.data(), b.data(), got[t].data(), scratch.data(), kernels::SerialParallel());
+      } else {
+        kernels::gemm_prepacked_a(q, a_packed.data(), b.data(), got[t].data(), scratch.data(), kernel_test::ThreadParallel(3));
+      }
+      continue;
+    }
     std::vector<float> scratch(std::max<size_t>(kernels::gemm_scratch_floats(q, threads[t]), 1));
     if (t == 0) {
       kernels::gemm(q, a.data(), b.data(), got[t].data(), scratch.data(), kernels::SerialParallel());
@@ -255,5 +275,125 @@ TEST_CASE("gemm: K == 0 gives beta*C + epilogue") {
     c.beta = 0.5f;
     c.bias = 1;
     run_case(c, rng);
+  });
+}
+
+TEST_CASE("gemm: few rows with B transposed (fully connected at small batch)") {
+  std::mt19937 rng(kernel_test::test_seed("gemm dot"));
+  kernel_test::for_each_target([&](const char*) {
+    for (size_t M : {size_t{2}, size_t{3}, size_t{5}, size_t{8}, size_t{9}, size_t{16}})
+      for (size_t N : {size_t{2}, size_t{3}, size_t{4}, size_t{7}, size_t{50}, size_t{301}})
+        for (size_t K : {size_t{1}, size_t{15}, size_t{16}, size_t{17}, size_t{100}}) {
+          Case c;
+          c.M = M;
+          c.N = N;
+          c.K = K;
+          c.tb = true;
+          c.bias = static_cast<int>((M + N + K) % 3);
+          c.residual = (M + K) % 2 == 0;
+          c.act = (N % 2) ? Activation::kRelu : Activation::kNone;
+          c.beta = K % 2 ? 0.f : 0.5f;
+          c.alpha = M == 9 ? 2.f : 1.f;
+          c.batch = N == 7 ? 2 : 1;
+          run_case(c, rng);
+        }
+  });
+}
+
+TEST_CASE("gemm: pre-packed A (conv weights), sizes around the tiles, batch, 1 and 3 threads") {
+  std::mt19937 rng(kernel_test::test_seed("gemm prepacked"));
+  kernel_test::for_each_target([&](const char* name) {
+    const bool slow = std::string(name) == "SCALAR";
+    for (size_t M : {size_t{1}, size_t{5}, size_t{8}, size_t{9}, size_t{25}, size_t{150}})
+      for (size_t N : {size_t{1}, size_t{15}, size_t{16}, size_t{17}, size_t{49}, size_t{100}, size_t{500}})
+        for (size_t K : {size_t{1}, size_t{17}, size_t{300}}) {
+          if (slow && M * N * K > 200000) continue;
+          Case c;
+          c.M = M;
+          c.N = N;
+          c.K = K;
+          c.prepacked = true;
+          c.ta = (M + N) % 2 == 0;  // packing reads any A layout
+          c.bias = static_cast<int>((M + N) % 3);
+          c.residual = (N + K) % 2 == 1;
+          c.act = Activation::kRelu;
+          c.batch = N == 17 ? 3 : 1;
+          c.shared_b = N == 17 && K == 17;
+          run_case(c, rng);
+        }
+    // One row and a transposed B: the blocked path, not a GEMV.
+    Case c;
+    c.M = 1;
+    c.N = 40;
+    c.K = 50;
+    c.tb = true;
+    c.prepacked = true;
+    run_case(c, rng);
+    // More rows than one pre-packed A block: balanced row blocks.
+    Case big;
+    big.M = slow ? 97 : 1001;
+    big.N = 20;
+    big.K = 40;
+    big.prepacked = true;
+    big.bias = 1;
+    big.act = Activation::kRelu;
+    run_case(big, rng);
+  });
+}
+
+// gemm_packed_ab with B packed here, by the layout documented in kernels/gemm.h, and C rows
+// computed in two calls split at a panel boundary.
+TEST_CASE("gemm: packed A x packed B, row ranges") {
+  std::mt19937 rng(kernel_test::test_seed("gemm packed ab"));
+  kernel_test::for_each_target([&](const char*) {
+    const kernels::GemmPanelLayout lay = kernels::gemm_panel_layout();
+    for (size_t M : {size_t{3}, size_t{17}, size_t{260}})
+      for (size_t N : {size_t{1}, size_t{17}, size_t{49}, size_t{97}})
+        for (size_t K : {size_t{5}, size_t{290}}) {
+          INFO("M=", M, " N=", N, " K=", K);
+          GemmParams p;
+          p.M = M;
+          p.N = N;
+          p.K = K;
+          p.a_rs = static_cast<ptrdiff_t>(K);
+          p.b_rs = static_cast<ptrdiff_t>(N);
+          p.ldc = N + 3;
+          p.alpha = 1.f;
+          const auto a = kernel_test::random_floats(rng, M * K, -1.f, 1.f);
+          const auto b = kernel_test::random_floats(rng, K * N, -1.f, 1.f);
+          const auto bias = kernel_test::random_floats(rng, M, -1.f, 1.f);
+          const auto res = kernel_test::random_floats(rng, M * p.ldc, -1.f, 1.f);
+          p.ep.bias = bias.data();
+          p.ep.residual = res.data();
+          p.ep.act = Activation::kRelu;
+          std::vector<double> want, mag;
+          ref::gemm_ref(p, a.data(), b.data(), nullptr, want, mag);
+
+          std::vector<float> ap(kernels::gemm_packed_a_floats(M, K));
+          kernels::gemm_pack_a(p, a.data(), ap.data());
+          std::vector<float> bp(kernels::gemm_packed_b_floats(N, K), std::numeric_limits<float>::quiet_NaN());
+          size_t used = 0;
+          for (size_t q0 = 0; q0 < N; q0 += lay.nr) {
+            const size_t nq = std::min(lay.nr, N - q0);
+            const size_t w = std::min(lay.nr, (nq + lay.lanes - 1) / lay.lanes * lay.lanes);
+            for (size_t k = 0; k < K; ++k)
+              for (size_t c = 0; c < w; ++c) bp[q0 * K + k * w + c] = c < nq ? b[k * N + q0 + c] : 0.f;
+            used = q0 * K + K * w;
+          }
+          CHECK(used <= bp.size());
+          std::vector<float> got(M * p.ldc, std::numeric_limits<float>::quiet_NaN());
+          const size_t split = std::min(M, lay.mr * 2);
+          kernels::gemm_packed_ab(p, ap.data(), bp.data(), got.data(), 0, split);
+          kernels::gemm_packed_ab(p, ap.data(), bp.data(), got.data(), split, M);
+          const double eps = std::numeric_limits<float>::epsilon();
+          for (size_t i = 0; i < M; ++i)
+            for (size_t j = 0; j < N; ++j) {
+              const double tol = 1e-6 + 2.0 * eps * static_cast<double>(K + 4) * mag[i * N + j];
+              if (!(std::fabs(got[i * p.ldc + j] - want[i * N + j]) <= tol)) {
+                FAIL_CHECK("(", i, ",", j, ") got ", got[i * p.ldc + j], " expected ", want[i * N + j]);
+                return;
+              }
+            }
+        }
   });
 }
