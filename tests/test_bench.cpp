@@ -1,7 +1,9 @@
 // `convoy bench` (binary in $CONVOY_BIN) on the demo model: the --json report carries every
 // field with sane relations (min <= median <= p90 <= p99 <= max, one sample per --iters, the
 // per-op table covers each plan step once, shares sum to 1), its FLOPs equal the count from the
-// architecture, and --help / usage errors exit 0 / 2, a missing model 1. No timing thresholds.
+// architecture, and --help / usage errors exit 0 / 2, a missing model 1. --train-last: the
+// training report's parameter and memory figures match the counts from the architecture
+// (models/train_demo.py). No timing thresholds.
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -133,6 +135,92 @@ TEST_CASE("bench --help and usage errors") {
     CHECK(u.err.find("usage: convoy bench") != std::string::npos);
   }
   const CliResult missing = cli("bench /nonexistent/model.onnx --iters 1");
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.err.rfind("convoy: /nonexistent/model.onnx", 0) == 0);
+  CHECK(std::count(missing.err.begin(), missing.err.end(), '\n') == 1);
+}
+
+// The demo model (models/train_demo.py, BatchNorm folded into the convs by the export): conv
+// 1->32, 32->64, 64->64 (3x3, with bias), FC 576 -> 128 -> 10.
+constexpr double kDemoWeightValues = (32 * 9 + 32) + (64 * 32 * 9 + 64) + (64 * 64 * 9 + 64) + (576 * 128 + 128) + (128 * 10 + 10);
+
+TEST_CASE("bench --train-last --json reports the training step and memory") {
+  REQUIRE(fs::exists(kDemoModel));
+  const CliResult r = cli("bench '" + kDemoModel.string() + "' --train-last 1 --iters 2 --threads 1 --json");
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  for (const char* key : {"load_ms", "plan_ms", "first_run_ms", "min", "median", "p90", "p99", "max",
+                          "throughput_images_per_s", "peak_rss_bytes", "arena_bytes", "weight_bytes"})
+    CHECK(json_number(r.out, key) >= 0);
+  CHECK(json_number(r.out, "peak_rss_bytes") > json_number(r.out, "weight_bytes"));
+  // Only the last layer (FC 128 -> 10) trains; its weight, gradient and momentum are each
+  // 1290 floats. The frozen prefix's arena holds at least the first conv's output at batch 32
+  // (32 x 32 x 28 x 28 floats); the training arena at least the logits (32 x 10).
+  CHECK(python_checks(r.out, R"(
+import math
+assert d["mode"] == "train", d
+assert (d["batch"], d["threads"], d["iters"], d["warmup"], d["train_last"], d["classes"]) == (32, 1, 2, 2, 1, 10), d
+assert d["inputs"] == [{"shape": [32, 1, 28, 28]}], d["inputs"]
+lat = d["latency_ms"]
+assert 0 < lat["min"] <= lat["median"] <= lat["p90"] <= lat["p99"] <= lat["max"], lat
+assert len(d["samples_ms"]) == 2 and min(d["samples_ms"]) == lat["min"] and max(d["samples_ms"]) == lat["max"]
+assert abs(d["throughput_images_per_s"] * lat["median"] / 1e3 - 32) < 0.1, d
+assert sorted(p["shape"] for p in d["trainable"]) == [[10], [10, 128]], d["trainable"]
+assert len({p["node"] for p in d["trainable"]}) == 1 and all(p["name"] for p in d["trainable"]), d["trainable"]
+assert d["trainable_values"] == 1290, d
+m = d["memory"]
+assert set(m) == {"frozen_arena_bytes", "train_arena_bytes", "train_live_bound_bytes", "param_bytes", "grad_bytes",
+                  "optimizer_bytes", "weight_bytes"}, m
+assert m["param_bytes"] == m["grad_bytes"] == m["optimizer_bytes"] == 1290 * 4, m
+assert m["frozen_arena_bytes"] >= 32 * 32 * 28 * 28 * 4, m
+assert 32 * 10 * 4 <= m["train_live_bound_bytes"] <= m["train_arena_bytes"] < m["frozen_arena_bytes"], m
+assert d["arena_bytes"] == m["frozen_arena_bytes"] + m["train_arena_bytes"] and d["weight_bytes"] == m["weight_bytes"], d
+assert all(math.isfinite(d[k]) and 0 < d[k] < 100 for k in ("loss_first", "loss_last")), d
+assert 0 <= d["correct_last"] <= 32, d
+)"));
+  const double weights = json_number(r.out, "weight_bytes");
+  CHECK(weights >= kDemoWeightValues * 4);
+  CHECK(weights <= kDemoWeightValues * 4 * 1.5);  // held once, not once per plan
+}
+
+TEST_CASE("bench --train-last --classes replaces the head; text report") {
+  const CliResult r = cli("bench '" + kDemoModel.string() +
+                          "' --train-last 2 --classes 3 --batch 4 --iters 1 --warmup 0 --threads 1 --json");
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  // Trainable: FC 576 -> 128 and the new FC 128 -> 3.
+  CHECK(python_checks(r.out, R"(
+assert d["classes"] == 3 and d["batch"] == 4 and d["inputs"] == [{"shape": [4, 1, 28, 28]}], d
+assert sorted(p["shape"] for p in d["trainable"]) == [[3], [3, 128], [128], [128, 576]], d["trainable"]
+assert d["trainable_values"] == 576 * 128 + 128 + 128 * 3 + 3, d
+m = d["memory"]
+assert m["param_bytes"] == m["grad_bytes"] == m["optimizer_bytes"] == d["trainable_values"] * 4, m
+)"));
+
+  const CliResult t = cli("bench '" + kDemoModel.string() + "' --train-last 1 --batch 8 --iters 2 --warmup 0 --threads 1");
+  INFO(t.err);
+  REQUIRE(t.exit_code == 0);
+  for (const char* label : {"training ", "trainable ", "input ", "load ", "plan ", "first step ", "step ", "throughput ",
+                            "loss ", "memory ", "peak RSS "})
+    CHECK(t.out.find(label) != std::string::npos);
+  CHECK(t.out.find("[8,1,28,28]") != std::string::npos);
+}
+
+TEST_CASE("bench --train-last usage errors") {
+  const CliResult h = cli("bench --help");
+  CHECK(h.exit_code == 0);
+  CHECK(h.out.find("--train-last N") != std::string::npos);
+  CHECK(h.out.find("--classes K") != std::string::npos);
+  for (const std::string args : {"bench m.onnx --train-last 0", "bench m.onnx --train-last x", "bench m.onnx --classes 3",
+                                 "bench m.onnx --train-last 1 --classes 1", "bench m.onnx --train-last 1 --per-op",
+                                 "bench m.onnx --train-last 1 --size 28x28", "bench --peak --train-last 1"}) {
+    const CliResult u = cli(args);
+    INFO(args);
+    CHECK(u.exit_code == 2);
+    CHECK(u.err.rfind("convoy: ", 0) == 0);
+    CHECK(u.err.find("usage: convoy bench") != std::string::npos);
+  }
+  const CliResult missing = cli("bench /nonexistent/model.onnx --train-last 1 --iters 1");
   CHECK(missing.exit_code == 1);
   CHECK(missing.err.rfind("convoy: /nonexistent/model.onnx", 0) == 0);
   CHECK(std::count(missing.err.begin(), missing.err.end(), '\n') == 1);

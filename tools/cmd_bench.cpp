@@ -1,5 +1,6 @@
 // convoy bench: latency, throughput, effective GFLOP/s and peak RSS of a model, per-step times
-// with --per-op; --peak measures this machine's FMA peak and streaming read bandwidth.
+// with --per-op; --train-last times training steps (convoy::train::Trainer) instead of inference;
+// --peak measures this machine's FMA peak and streaming read bandwidth.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <random>
 #include <thread>
 
+#include "convoy/train.hpp"
 #include "kernels/peak.h"
 #include "tools/cli_common.h"
 #include "tools/npy.h"
@@ -19,8 +21,9 @@
 namespace convoy::cli {
 namespace {
 
-constexpr FlagSpec kFlags[] = {{"--batch", true}, {"--threads", true}, {"--warmup", true}, {"--iters", true},
-                               {"--json", false}, {"--per-op", false}, {"--size", true},  {"--peak", false}};
+constexpr FlagSpec kFlags[] = {{"--batch", true},  {"--threads", true},     {"--warmup", true}, {"--iters", true},
+                               {"--json", false},  {"--per-op", false},     {"--size", true},   {"--peak", false},
+                               {"--classes", true}, {"--train-last", true}};
 
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
@@ -142,6 +145,132 @@ int peak_main(int threads_flag, bool json) {
   return 0;
 }
 
+// ---- convoy bench MODEL --train-last N ----
+
+struct TrainBenchOptions {
+  int threads = 0;
+  bool json = false;
+  int64_t train_last = 1, classes = 0, batch = 32, warmup = 2, iters = 10;
+};
+
+// KiB below one MiB, so that a small head's parameters do not print as 0.00 MiB.
+std::string human_bytes(size_t bytes) {
+  char buf[32];
+  if (bytes < (size_t{1} << 20))
+    std::snprintf(buf, sizeof buf, "%.1f KiB", double(bytes) / (1 << 10));
+  else
+    std::snprintf(buf, sizeof buf, "%.2f MiB", double(bytes) / (1 << 20));
+  return buf;
+}
+
+// Times Trainer::train_step on one seeded random batch (uniform [-1, 1) images, uniform labels),
+// the same batch every step: the kernels' cost does not depend on the values.
+int train_main(const std::string& path, const TrainBenchOptions& o) {
+  convoy::train::TrainOptions topt;
+  topt.train_last = int(o.train_last);
+  topt.num_classes = int(o.classes);
+  topt.threads = o.threads;
+  auto t0 = Clock::now();
+  convoy::train::Trainer trainer(path, topt);
+  const double load_ms = ms_since(t0);
+
+  const size_t batch = size_t(o.batch);
+  std::vector<int64_t> shape = trainer.input_shape();  // [C, H, W]
+  size_t per_image = 1;
+  for (int64_t d : shape) per_image *= size_t(d);
+  shape.insert(shape.begin(), o.batch);
+  const int classes = trainer.num_classes();
+  std::vector<float> images(batch * per_image);
+  std::vector<int32_t> labels(batch);
+  std::mt19937 rng(0);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  for (float& x : images) x = dist(rng);
+  std::uniform_int_distribution<int32_t> label_dist(0, classes - 1);
+  for (int32_t& y : labels) y = label_dist(rng);
+
+  t0 = Clock::now();
+  const convoy::train::MemoryReport mem = trainer.memory(batch);  // builds both plans for this batch
+  const double plan_ms = ms_since(t0);
+  const std::vector<convoy::train::ParamInfo> params = trainer.trainable();
+  size_t param_values = 0;
+  for (const auto& p : params) {
+    size_t n = 1;
+    for (int64_t d : p.shape) n *= size_t(d);
+    param_values += n;
+  }
+
+  t0 = Clock::now();
+  const convoy::train::StepResult first = trainer.train_step(images.data(), labels.data(), batch);
+  const double first_ms = ms_since(t0);
+  for (int64_t i = 0; i < o.warmup; ++i) trainer.train_step(images.data(), labels.data(), batch);
+  std::vector<double> samples;  // ms, in step order
+  convoy::train::StepResult last;
+  for (int64_t i = 0; i < o.iters; ++i) {
+    t0 = Clock::now();
+    last = trainer.train_step(images.data(), labels.data(), batch);
+    samples.push_back(ms_since(t0));
+  }
+  std::vector<double> sorted = samples;
+  std::sort(sorted.begin(), sorted.end());
+  const double med = median(samples);
+  const size_t rss = peak_rss_bytes();
+  const double images_per_s = double(batch) / (med * 1e-3);
+  const int threads = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+
+  if (o.json) {
+    // The inference report's keys keep their meaning (compare_ort.py-style tools read them);
+    // arena_bytes is the frozen prefix's arena plus the training arena.
+    std::printf("{\n  \"model\": %s,\n  \"mode\": \"train\",\n  \"inputs\": [{\"shape\": %s}],\n", json_string(path).c_str(),
+                json_shape(shape).c_str());
+    std::printf("  \"batch\": %lld,\n  \"threads\": %d,\n  \"warmup\": %lld,\n  \"iters\": %lld,\n",
+                static_cast<long long>(o.batch), threads, static_cast<long long>(o.warmup), static_cast<long long>(o.iters));
+    std::printf("  \"train_last\": %lld,\n  \"classes\": %d,\n  \"trainable\": [", static_cast<long long>(o.train_last),
+                classes);
+    for (size_t i = 0; i < params.size(); ++i)
+      std::printf("%s{\"name\": %s, \"node\": %s, \"shape\": %s}", i ? ", " : "", json_string(params[i].name).c_str(),
+                  json_string(params[i].node).c_str(), json_shape(params[i].shape).c_str());
+    std::printf("],\n  \"trainable_values\": %zu,\n", param_values);
+    std::printf("  \"load_ms\": %.3f,\n  \"plan_ms\": %.3f,\n  \"first_run_ms\": %.3f,\n", load_ms, plan_ms, first_ms);
+    std::printf("  \"latency_ms\": {\"min\": %.4f, \"median\": %.4f, \"p90\": %.4f, \"p99\": %.4f, \"max\": %.4f},\n",
+                sorted.front(), med, percentile(sorted, 0.9), percentile(sorted, 0.99), sorted.back());
+    std::printf("  \"samples_ms\": [");
+    for (size_t i = 0; i < samples.size(); ++i) std::printf("%s%.4f", i ? ", " : "", samples[i]);
+    std::printf("],\n  \"throughput_images_per_s\": %.3f,\n", images_per_s);
+    std::printf("  \"loss_first\": %.6g,\n  \"loss_last\": %.6g,\n  \"correct_last\": %zu,\n", first.loss, last.loss,
+                last.correct);
+    std::printf("  \"memory\": {\"frozen_arena_bytes\": %zu, \"train_arena_bytes\": %zu, \"train_live_bound_bytes\": %zu, "
+                "\"param_bytes\": %zu, \"grad_bytes\": %zu, \"optimizer_bytes\": %zu, \"weight_bytes\": %zu},\n",
+                mem.frozen_arena_bytes, mem.train_arena_bytes, mem.train_live_bound_bytes, mem.param_bytes, mem.grad_bytes,
+                mem.optimizer_bytes, mem.weight_bytes);
+    std::printf("  \"peak_rss_bytes\": %zu,\n  \"arena_bytes\": %zu,\n  \"weight_bytes\": %zu\n}\n", rss,
+                mem.frozen_arena_bytes + mem.train_arena_bytes, mem.weight_bytes);
+    return 0;
+  }
+
+  std::printf("model        %s\n", path.c_str());
+  std::printf("training     last %lld layer%s: %zu parameter tensors, %zu values; %d classes\n",
+              static_cast<long long>(o.train_last), o.train_last == 1 ? "" : "s", params.size(), param_values, classes);
+  for (const auto& p : params)
+    std::printf("  trainable  %s %s (node %s)\n", p.name.c_str(), shape_string(p.shape).c_str(), p.node.c_str());
+  std::printf("input        %s (seeded random images and labels)\n", shape_string(shape).c_str());
+  std::printf("threads      %d\n", threads);
+  std::printf("load         %.2f ms\n", load_ms);
+  std::printf("plan         %.2f ms\n", plan_ms);
+  std::printf("first step   %.2f ms\n", first_ms);
+  std::printf("step         min %.3f  median %.3f  p90 %.3f  p99 %.3f  max %.3f ms (%lld steps after %lld warm-up)\n",
+              sorted.front(), med, percentile(sorted, 0.9), percentile(sorted, 0.99), sorted.back(),
+              static_cast<long long>(o.iters), static_cast<long long>(o.warmup));
+  std::printf("throughput   %.2f images/s\n", images_per_s);
+  std::printf("loss         %.4f at the first step, %.4f at the last\n", first.loss, last.loss);
+  std::printf("memory       frozen arena %s, train arena %s (live bound %s)\n", human_bytes(mem.frozen_arena_bytes).c_str(),
+              human_bytes(mem.train_arena_bytes).c_str(), human_bytes(mem.train_live_bound_bytes).c_str());
+  std::printf("             trainable %s, gradients %s, momentum %s, all weights %s\n",
+              human_bytes(mem.param_bytes).c_str(), human_bytes(mem.grad_bytes).c_str(),
+              human_bytes(mem.optimizer_bytes).c_str(), human_bytes(mem.weight_bytes).c_str());
+  std::printf("peak RSS     %.1f MiB\n", double(rss) / (1 << 20));
+  return 0;
+}
+
 // ---- convoy bench MODEL ----
 
 struct OpTime {
@@ -156,12 +285,26 @@ int bench_main(const std::vector<std::string>& argv) {
   const bool json = a.has("--json");
   if (a.has("--peak")) {
     if (!a.positional.empty()) throw UsageError("--peak takes no MODEL");
-    for (const char* f : {"--batch", "--warmup", "--iters", "--per-op", "--size"})
+    for (const char* f : {"--batch", "--warmup", "--iters", "--per-op", "--size", "--train-last", "--classes"})
       if (a.has(f)) throw UsageError(std::string(f) + " does not apply to --peak");
     return peak_main(threads, json);
   }
   if (a.positional.empty()) throw UsageError("missing MODEL");
   if (a.positional.size() > 1) throw UsageError("unexpected argument '" + a.positional[1] + "'");
+  if (a.has("--train-last")) {
+    for (const char* f : {"--per-op", "--size"})
+      if (a.has(f)) throw UsageError(std::string(f) + " does not apply to --train-last");
+    TrainBenchOptions o;
+    o.threads = threads;
+    o.json = json;
+    o.train_last = parse_int_flag("--train-last", *a.get("--train-last"), 1, 1 << 20);
+    if (auto v = a.get("--classes")) o.classes = parse_int_flag("--classes", *v, 2, 1 << 24);
+    if (auto v = a.get("--batch")) o.batch = parse_int_flag("--batch", *v, 1, 1 << 20);
+    if (auto v = a.get("--warmup")) o.warmup = parse_int_flag("--warmup", *v, 0, 1 << 20);
+    if (auto v = a.get("--iters")) o.iters = parse_int_flag("--iters", *v, 1, 1 << 20);
+    return train_main(a.positional[0], o);
+  }
+  if (a.has("--classes")) throw UsageError("--classes applies only with --train-last");
   int64_t batch = 1, warmup = 3, iters = 20;
   if (auto v = a.get("--batch")) batch = parse_int_flag("--batch", *v, 1, 1 << 20);
   if (auto v = a.get("--warmup")) warmup = parse_int_flag("--warmup", *v, 0, 1 << 20);
@@ -319,8 +462,9 @@ int bench_main(const std::vector<std::string>& argv) {
 
 const Command kBenchCommand = {
     "bench",
-    "time a model (latency, throughput, GFLOP/s, peak RSS, per-step times) or measure machine peaks",
+    "time a model's inference or training steps, or measure machine peaks",
     "convoy bench MODEL [--batch B] [--threads N] [--warmup W] [--iters K] [--size HxW] [--per-op] [--json]\n"
+    "       convoy bench MODEL --train-last N [--classes K] [--batch B] [--threads N] [--warmup W] [--iters K] [--json]\n"
     "       convoy bench --peak [--threads N] [--json]",
     "Loads MODEL, plans it for one input shape and runs it on seeded random inputs: 1 first run,\n"
     "W warm-up runs, then K timed runs. Reports load, plan (includes weight packing) and first-run\n"
@@ -336,7 +480,22 @@ const Command kBenchCommand = {
     "               share of the step total and GFLOP/s, slowest first\n"
     "  --json       one JSON object on stdout instead of text (includes every latency sample)\n"
     "  --peak       no model: single-thread and N-thread FMA peak GFLOP/s and streaming read\n"
-    "               bandwidth (GB/s, from a 256 MiB buffer), best of 5\n",
+    "               bandwidth (GB/s, from a 256 MiB buffer), best of 5\n"
+    "\n"
+    "Training (--train-last N): times SGD training steps (convoy::train::Trainer; lr 0.01, momentum\n"
+    "0.9, weight decay 5e-4, mean softmax cross-entropy) of the last N layers with weights on one\n"
+    "seeded random batch of the model's input size with seeded random labels: load, plan (the\n"
+    "frozen prefix's inference plan and the trainable suffix's training plan), first step, then\n"
+    "step latency min/median/p90/p99/max, throughput (batch / median), the loss of the first and\n"
+    "last steps, the memory report (frozen arena, training arena and its liveness bound, trainable\n"
+    "parameters, gradients, momentum, all weights) and the process's peak RSS.\n"
+    "\n"
+    "  --train-last N  train the last N Conv/Gemm/MatMul layers; the rest is frozen\n"
+    "  --classes K     replace the head by a fresh one with K >= 2 outputs when the model has another\n"
+    "                  class count (default: keep the model's head)\n"
+    "  --batch B       images per step (default 32 when training)\n"
+    "  --warmup W      untimed steps after the first (default 2 when training)\n"
+    "  --iters K       timed steps (default 10 when training)\n",
     bench_main,
 };
 
