@@ -36,6 +36,19 @@ inline ConvPath conv_path(const Conv2dParams& p) {
 
 inline size_t kdim(const Conv2dParams& p) { return p.C / p.group * p.KH * p.KW; }
 
+// Small maps (ResNet stage 4 at 7x7 = 49 pixels) computed in the usual orientation waste the
+// GEMM's column vectors (49 columns run as 64 on AVX-512). There the GEMM is transposed:
+// out^T[pixels][M] = col^T * W^T, vectorised over the output channels (full vectors) with the
+// pixels as the micro-kernel's rows (49 rows as 56), then transposed into NCHW. Independent of
+// the target and of the thread count (the weights' packed layout depends on it).
+inline constexpr size_t kTransposedMaxPixels = 64;
+inline constexpr size_t kTransposedMinM = 64;
+inline bool transposed(const Conv2dParams& p) {
+  const size_t ohw = p.OH * p.OW;
+  return p.group == 1 && ohw < kTransposedMaxPixels && ohw % 16 != 0 &&
+         p.M >= kTransposedMinM;
+}
+
 // Output pixels per im2col tile. The col tile (K x P floats) is sized to stay in L2; with few
 // tiles per thread the tiles shrink (not below ~96 pixels) so that the threads get even work.
 // Never larger than with one thread (the scratch is sized for that). Any P works: the packed-B
@@ -85,6 +98,21 @@ inline size_t dw_plane_floats(const Conv2dParams& p) {
 // lanes, so K * round_up(P, kMaxLanes) bounds it on every target).
 inline size_t im2col_per_thread(const Conv2dParams& p) {
   return round_up(kdim(p) * round_up(pixel_tile(p, 1), kMaxLanes), 16);
+}
+
+// Scratch of the transposed path, in order: col [K][ohw] (im2col only), packed A (col^T),
+// out^T [round_up(ohw, kMaxLanes)][M] (rows past ohw are read by the transposing gathers, never
+// used), and per thread a staging row of kMaxLanes floats.
+struct TrGeom {
+  size_t col = 0, a = 0, ct = 0, stage = kMaxLanes;
+};
+inline TrGeom tr_geom(const Conv2dParams& p) {
+  TrGeom g;
+  const size_t ohw = p.OH * p.OW, K = kdim(p);
+  g.col = conv_path(p) == ConvPath::kPointwise ? 0 : round_up(K * ohw, 16);
+  g.a = round_up(gemm_packed_a_floats(ohw, K), 16);
+  g.ct = round_up(round_up(ohw, kMaxLanes) * p.M, 16);
+  return g;
 }
 
 }  // namespace convoy::kernels::conv_detail
@@ -242,6 +270,85 @@ void conv_im2col(const Conv2dParams& p, const float* in, const float* w, float* 
   });
 }
 
+// Transposed GEMM for small maps (see transposed()): per image, A = col^T [ohw][K] packed per
+// run, B = W^T [K][M] packed at plan time (gemm.h's packed-B layout), out^T [ohw][M] + bias per
+// column, then out[m][pixel] = act(out^T[pixel][m] + residual), vectorised over pixels with
+// gathers. Tasks own whole B panels (output channels): the per-element arithmetic is that of one
+// panel whatever the split, so results do not depend on the thread count.
+void conv_transposed(const Conv2dParams& p, const float* in, const float* w, float* out, float* scratch,
+                     const Parallel& par) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  const GemmPanelLayout lay = gemm_panel_layout();
+  const size_t ohw = p.OH * p.OW, K = kdim(p), threads = std::max<size_t>(par.threads(), 1);
+  const bool pointwise = conv_path(p) == ConvPath::kPointwise;
+  const TrGeom tg = tr_geom(p);
+  float* col = scratch;
+  float* a_packed = col + tg.col;
+  float* ct = a_packed + tg.a;
+  float* stage = ct + tg.ct;
+  const size_t panels = div_up(p.M, lay.nr);
+  const size_t chunk = div_up(panels, std::min(panels, 4 * threads));  // panels per task
+  const size_t n_chunks = div_up(panels, chunk);
+  using TI = hn::RebindToSigned<DF>;
+  const TI di;
+  const auto gather_idx = hn::Mul(hn::Iota(di, 0), hn::Set(di, static_cast<int32_t>(p.M)));
+  for (size_t n = 0; n < p.N; ++n) {
+    const float* in_n = in + n * p.C * p.H * p.W;
+    const float* colm = in_n;  // [K][ohw]
+    if (!pointwise) {
+      // Rows of the col matrix in tasks of whole input channels.
+      const size_t taps = p.KH * p.KW;
+      par.run(p.C, [&](size_t c, size_t) {
+        const float* plane = in_n + c * p.H * p.W;
+        for (size_t kh = 0; kh < p.KH; ++kh)
+          for (size_t kw = 0; kw < p.KW; ++kw) gather_tap(p, plane, kh, kw, 0, ohw, col + (c * taps + kh * p.KW + kw) * ohw);
+      });
+      colm = col;
+    }
+    GemmParams ap;
+    ap.M = ohw;
+    ap.N = p.M;
+    ap.K = K;
+    ap.a_rs = 1;
+    ap.a_cs = static_cast<ptrdiff_t>(ohw);
+    gemm_pack_a(ap, colm, a_packed);
+    const size_t out_n = n * p.M * ohw;
+    par.run(n_chunks, [&](size_t task, size_t thread) {
+      const size_t j0 = task * chunk * lay.nr, j1 = std::min(p.M, j0 + chunk * lay.nr);
+      GemmParams gp = ap;
+      gp.N = j1 - j0;
+      gp.ldc = p.M;
+      gp.ep = Epilogue{};
+      gp.ep.bias_per_row = false;
+      gp.ep.bias = p.ep.bias ? p.ep.bias + j0 : nullptr;
+      gemm_packed_ab(gp, a_packed, w + j0 * K, ct + j0, 0, ohw);
+      float* st = stage + thread * tg.stage;
+      for (size_t m = j0; m < j1; ++m) {
+        float* orow = out + out_n + m * ohw;
+        const float* rrow = p.ep.residual ? p.ep.residual + out_n + m * ohw : nullptr;
+        for (size_t x = 0; x < ohw; x += L) {
+          // Rows x..x+L-1 of out^T; those past ohw are slack rows of the scratch (not stored).
+          VF v = hn::GatherIndex(d, ct + x * p.M + m, gather_idx);
+          if (x + L <= ohw) {
+            if (rrow) v = hn::Add(v, hn::LoadU(d, rrow + x));
+            hn::StoreU(activate_vec(d, v, p.ep), d, orow + x);
+          } else {
+            // Pixel tail: the residual and output rows end here (another task may own the next
+            // channel's row), so stage it through memory.
+            const size_t rem = ohw - x;
+            std::fill(st, st + L, 0.f);
+            if (rrow) std::memcpy(st, rrow + x, rem * sizeof(float));
+            v = activate_vec(d, hn::Add(v, hn::LoadU(d, st)), p.ep);
+            hn::StoreU(v, d, st);
+            std::memcpy(orow + x, st, rem * sizeof(float));
+          }
+        }
+      }
+    });
+  }
+}
+
 void conv_depthwise(const Conv2dParams& p, const float* in, const float* w, float* out, float* scratch,
                     const Parallel& par) {
   const DF d;
@@ -319,6 +426,10 @@ void conv_depthwise(const Conv2dParams& p, const float* in, const float* w, floa
 
 void conv2d_impl(const Conv2dParams& p, const float* in, const float* w, float* out, float* scratch, const Parallel* par) {
   if (p.N == 0 || p.M == 0 || p.OH == 0 || p.OW == 0) return;
+  if (transposed(p)) {
+    conv_transposed(p, in, w, out, scratch, *par);
+    return;
+  }
   switch (conv_path(p)) {
     case ConvPath::kPointwise:
       conv_pointwise(p, in, w, out, scratch, *par);
@@ -343,6 +454,7 @@ HWY_EXPORT(conv2d_impl);
 size_t conv2d_packed_weight_floats(const Conv2dParams& p) {
   using namespace conv_detail;  // NOLINT
   if (conv_path(p) == ConvPath::kDepthwise) return p.M * kdim(p);
+  if (transposed(p)) return gemm_packed_b_floats(p.M, kdim(p));
   return p.group * gemm_packed_a_floats(p.M / p.group, kdim(p));
 }
 
@@ -353,6 +465,19 @@ void pack_conv2d_weights(const Conv2dParams& p, const float* w, float* packed) {
   using namespace conv_detail;  // NOLINT
   if (conv_path(p) == ConvPath::kDepthwise) {
     std::memcpy(packed, w, conv2d_packed_weight_floats(p) * sizeof(float));
+    return;
+  }
+  if (transposed(p)) {
+    // W^T [K][M] as packed B: panel q (columns j0 = q*nr) at packed + j0*K, [K][width], the
+    // width rounded up to whole vectors with zero columns past M.
+    const GemmPanelLayout lay = gemm_panel_layout();
+    const size_t K = kdim(p);
+    for (size_t j0 = 0; j0 < p.M; j0 += lay.nr) {
+      const size_t width = std::min(lay.nr, round_up(p.M - j0, lay.lanes));
+      float* panel = packed + j0 * K;
+      for (size_t k = 0; k < K; ++k)
+        for (size_t j = 0; j < width; ++j) panel[k * width + j] = j0 + j < p.M ? w[(j0 + j) * K + k] : 0.f;
+    }
     return;
   }
   const size_t Mg = p.M / p.group, K = kdim(p), per_group = gemm_packed_a_floats(Mg, K);
@@ -366,6 +491,10 @@ size_t conv2d_scratch_floats(const Conv2dParams& p, size_t threads) {
   using namespace conv_detail;  // NOLINT
   if (p.N == 0 || p.M == 0 || p.OH == 0 || p.OW == 0) return 0;
   threads = std::max<size_t>(threads, 1);
+  if (transposed(p)) {
+    const TrGeom g = tr_geom(p);
+    return g.col + g.a + g.ct + threads * g.stage;
+  }
   switch (conv_path(p)) {
     case ConvPath::kPointwise: {
       GemmParams gp = group_gemm(p, p.H * p.W, p.H * p.W, p.H * p.W);
