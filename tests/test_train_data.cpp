@@ -1,6 +1,7 @@
 // The data pipeline of `convoy finetune` (tools/train_data.h): dataset layouts and labels, the
 // stratified split, seeded permutations and augmentation draws, the augmentation itself against
 // naive loops, skipped files, the prefetcher and the curve plot.
+#include "tools/atomic_file.h"
 #include "tools/train_data.h"
 
 #include <algorithm>
@@ -318,12 +319,12 @@ TEST_CASE("plot_curves_png: a decodable 1000x400 PNG, NaN points left out") {
   CHECK(cv::countNonZero(m.colRange(500, 1000).reshape(1) != 255) > 1000);
 }
 
-TEST_CASE("write_bytes_atomic replaces the file and leaves no temporary behind") {
+TEST_CASE("write_file_atomic replaces the file and leaves no temporary behind") {
   TempDir d("t3_atomic");
   const std::string p = d / "x.txt";
-  write_bytes_atomic(p, "one");
-  write_bytes_atomic(p, "two");
+  write_file_atomic(p, "one");
+  write_file_atomic(p, "two");
   CHECK(convoy::testing::read_file(p) == "two");
   CHECK(std::distance(fs::directory_iterator(d.path), fs::directory_iterator()) == 1);
-  CHECK_THROWS_AS(write_bytes_atomic((d.path / "no" / "x").string(), "z"), convoy::Error);
+  CHECK_THROWS_AS(write_file_atomic((d.path / "no" / "x").string(), "z"), convoy::Error);
 }

@@ -20,6 +20,7 @@
 #include "tools/cli_common.h"
 #include "tools/image_input.h"
 #include "tools/npy.h"  // shape_string
+#include "tools/atomic_file.h"
 #include "tools/train_data.h"
 
 namespace convoy::cli {
@@ -265,13 +266,13 @@ void write_csv(const std::string& path, const std::vector<EpochRow>& history) {
                   h.val_acc, h.lr, h.images_per_s, h.seconds);
     s += buf;
   }
-  write_bytes_atomic(path, s);
+  write_file_atomic(path, s);
 }
 
 void write_plot(const std::string& path, const std::vector<EpochRow>& history) {
   std::vector<CurvePoint> pts;
   for (const EpochRow& h : history) pts.push_back({h.epoch, h.train_loss, h.train_acc, h.val_loss, h.val_acc});
-  write_bytes_atomic(path, plot_curves_png(pts));
+  write_file_atomic(path, plot_curves_png(pts));
 }
 
 std::string float_list(const std::vector<float>& v) {

@@ -1,5 +1,8 @@
 #include "tools/npy.h"
 
+#include "convoy/convoy.hpp"
+#include "tools/atomic_file.h"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -245,37 +248,10 @@ std::string encode_npy(const std::vector<int64_t>& shape, const float* data) {
 }
 
 void write_npy_atomic(const std::string& path, const std::vector<int64_t>& shape, const float* data) {
-  const std::string bytes = encode_npy(shape, data);
-  std::string tmpl = path + ".tmp.XXXXXX";
-  int fd = mkstemp(tmpl.data());
-  if (fd < 0) throw NpyError(path + ": cannot create a temporary file next to it (" + std::strerror(errno) + ")");
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmpl.c_str());
-      throw NpyError(path + ": write failed (" + std::strerror(err) + ")");
-    }
-    done += size_t(n);
-  }
-  // mkstemp creates the file 0600; give it the permissions an ordinary new file gets.
-  mode_t mask = umask(0);
-  umask(mask);
-  fchmod(fd, 0666 & ~mask);
-  int sync_rc = ::fsync(fd);
-  int sync_err = errno;
-  if (::close(fd) != 0 || sync_rc != 0) {
-    int err = sync_rc != 0 ? sync_err : errno;
-    ::unlink(tmpl.c_str());
-    throw NpyError(path + ": write failed (" + std::strerror(err) + ")");
-  }
-  if (std::rename(tmpl.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmpl.c_str());
-    throw NpyError(path + ": cannot rename the temporary file into place (" + std::strerror(err) + ")");
+  try {
+    write_file_atomic(path, encode_npy(shape, data));
+  } catch (const convoy::Error& e) {
+    throw NpyError(e.what());
   }
 }
 

@@ -139,8 +139,6 @@ class BatchPrefetcher {
 
 // ---- files ----
 
-// Writes `bytes` to a temporary file next to `path`, then renames it into place.
-void write_bytes_atomic(const std::string& path, const std::string& bytes);
 
 // Training curves as a PNG (encoded in memory): loss of train and val, accuracy of train and
 // val, against the epoch, with axes, ticks and legends. NaN values are left out.
