@@ -1,13 +1,17 @@
 // 2-D convolution on top of the GEMM: per group, out[Mg, OH*OW] = W[Mg, Cg*KH*KW] * col[Cg*KH*KW, OH*OW].
-// Three paths:
+// Four paths:
 //  - pointwise (1x1, stride 1, no pad): the input already is the col matrix, GEMM reads it in place;
 //  - depthwise (group == C == M): direct vectorised loops over output columns, one plane per task;
 //  - general: im2col of a tile of output pixels straight into the GEMM's packed-B panel layout in
 //    per-thread scratch (no second copy), then a single-thread GEMM of packed A x packed B on that
 //    tile; one task per (image, group, pixel tile[, row block of the output channels when there
-//    are fewer tiles than threads]).
+//    are fewer tiles than threads]);
+//  - transposed (maps under 64 pixels, not a multiple of 16, M >= 64, K >= 512, group 1: ResNet
+//    stage 4 at 7x7): out^T[pixels][M] = col^T * W^T with the weights packed as the GEMM's B operand, so the
+//    vectors run over output channels, then transposed into NCHW with the residual/activation.
 // Packed weights: per group, the [Mg][Cg*KH*KW] weight matrix in the GEMM's packed-A panel
-// layout (kernels/gemm.h), packed once at plan time; depthwise weights stay in the ONNX layout.
+// layout (kernels/gemm.h), packed once at plan time (transposed path: W^T in the packed-B
+// layout); depthwise weights stay in the ONNX layout.
 #include <algorithm>
 #include <cstring>
 
@@ -40,13 +44,16 @@ inline size_t kdim(const Conv2dParams& p) { return p.C / p.group * p.KH * p.KW; 
 // GEMM's column vectors (49 columns run as 64 on AVX-512). There the GEMM is transposed:
 // out^T[pixels][M] = col^T * W^T, vectorised over the output channels (full vectors) with the
 // pixels as the micro-kernel's rows (49 rows as 56), then transposed into NCHW. Independent of
-// the target and of the thread count (the weights' packed layout depends on it).
+// the target and of the thread count (the weights' packed layout depends on it). K >= 512: the
+// transposition costs about as much as a K = 256 GEMM gains (ResNet-18's 1x1 downsample into
+// 7x7 ran 15% slower, ResNet-50's K = 512..4608 layers 3-10% faster).
 inline constexpr size_t kTransposedMaxPixels = 64;
 inline constexpr size_t kTransposedMinM = 64;
+inline constexpr size_t kTransposedMinK = 512;
 inline bool transposed(const Conv2dParams& p) {
   const size_t ohw = p.OH * p.OW;
   return p.group == 1 && ohw < kTransposedMaxPixels && ohw % 16 != 0 &&
-         p.M >= kTransposedMinM;
+         p.M >= kTransposedMinM && kdim(p) >= kTransposedMinK;
 }
 
 // Output pixels per im2col tile. The col tile (K x P floats) is sized to stay in L2; with few
@@ -101,17 +108,20 @@ inline size_t im2col_per_thread(const Conv2dParams& p) {
 }
 
 // Scratch of the transposed path, in order: col [K][ohw] (im2col only), packed A (col^T),
-// out^T [round_up(ohw, kMaxLanes)][M] (rows past ohw are read by the transposing gathers, never
-// used), and per thread a staging row of kMaxLanes floats.
+// out^T [round_up(ohw, kMaxLanes)][ldc] (rows past ohw are read by the transposing gathers, never
+// used), and per thread a staging row of kMaxLanes floats. ldc is 64 B more than a multiple of
+// 64 B so that the rows one gather touches do not all fall into the same L1 set (M = 2048:
+// 8 KiB apart).
 struct TrGeom {
-  size_t col = 0, a = 0, ct = 0, stage = kMaxLanes;
+  size_t col = 0, a = 0, ct = 0, ldc = 0, stage = kMaxLanes;
 };
 inline TrGeom tr_geom(const Conv2dParams& p) {
   TrGeom g;
   const size_t ohw = p.OH * p.OW, K = kdim(p);
   g.col = conv_path(p) == ConvPath::kPointwise ? 0 : round_up(K * ohw, 16);
   g.a = round_up(gemm_packed_a_floats(ohw, K), 16);
-  g.ct = round_up(round_up(ohw, kMaxLanes) * p.M, 16);
+  g.ldc = round_up(p.M, 16) + 16;
+  g.ct = round_up(ohw, kMaxLanes) * g.ldc;
   return g;
 }
 
@@ -292,7 +302,7 @@ void conv_transposed(const Conv2dParams& p, const float* in, const float* w, flo
   const size_t n_chunks = div_up(panels, chunk);
   using TI = hn::RebindToSigned<DF>;
   const TI di;
-  const auto gather_idx = hn::Mul(hn::Iota(di, 0), hn::Set(di, static_cast<int32_t>(p.M)));
+  const auto gather_idx = hn::Mul(hn::Iota(di, 0), hn::Set(di, static_cast<int32_t>(tg.ldc)));
   for (size_t n = 0; n < p.N; ++n) {
     const float* in_n = in + n * p.C * p.H * p.W;
     const float* colm = in_n;  // [K][ohw]
@@ -318,7 +328,7 @@ void conv_transposed(const Conv2dParams& p, const float* in, const float* w, flo
       const size_t j0 = task * chunk * lay.nr, j1 = std::min(p.M, j0 + chunk * lay.nr);
       GemmParams gp = ap;
       gp.N = j1 - j0;
-      gp.ldc = p.M;
+      gp.ldc = tg.ldc;
       gp.ep = Epilogue{};
       gp.ep.bias_per_row = false;
       gp.ep.bias = p.ep.bias ? p.ep.bias + j0 : nullptr;
@@ -329,7 +339,7 @@ void conv_transposed(const Conv2dParams& p, const float* in, const float* w, flo
         const float* rrow = p.ep.residual ? p.ep.residual + out_n + m * ohw : nullptr;
         for (size_t x = 0; x < ohw; x += L) {
           // Rows x..x+L-1 of out^T; those past ohw are slack rows of the scratch (not stored).
-          VF v = hn::GatherIndex(d, ct + x * p.M + m, gather_idx);
+          VF v = hn::GatherIndex(d, ct + x * tg.ldc + m, gather_idx);
           if (x + L <= ohw) {
             if (rrow) v = hn::Add(v, hn::LoadU(d, rrow + x));
             hn::StoreU(activate_vec(d, v, p.ep), d, orow + x);

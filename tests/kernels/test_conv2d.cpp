@@ -122,14 +122,15 @@ const Case kCases[] = {
     {1, 3, 40, 40, 9, 11, 11, 1, 4, 4, 2, 2, 2, 2, 1, 1, true, false, Activation::kRelu},
     {3, 300, 5, 7, 37, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, true, true, Activation::kRelu},
     {2, 64, 3, 3, 130, 3, 3, 1, 2, 2, 1, 1, 1, 1, 1, 1, true, false, Activation::kNone},
-    // Transposed GEMM for small maps (< 64 pixels, not a multiple of 16, M >= 64): pointwise,
+    // Transposed GEMM for small maps (< 64 pixels, not a multiple of 16, M >= 64, K >= 512): pointwise,
     // 1x1 stride 2 with batch, 3x3 stride 2 with several K blocks, stride 1; M not a multiple
     // of a panel or of the lanes.
-    {1, 96, 7, 7, 80, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, true, true, Activation::kRelu},
-    {2, 40, 14, 14, 64, 1, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, true, true, Activation::kNone},
+    {1, 520, 7, 7, 80, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, true, true, Activation::kRelu},
+    {2, 600, 14, 14, 64, 1, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, true, true, Activation::kNone},
     {1, 300, 9, 9, 100, 3, 3, 1, 2, 2, 1, 1, 1, 1, 1, 1, true, true, Activation::kRelu},
-    {1, 20, 6, 6, 131, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, false, true, Activation::kClip},
-    {3, 17, 5, 11, 67, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, true, false, Activation::kLeakyRelu},
+    {1, 60, 6, 6, 131, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, false, true, Activation::kClip},
+    {3, 530, 5, 11, 67, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, true, false, Activation::kLeakyRelu},
+    {1, 256, 7, 7, 512, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, true, true, Activation::kRelu},  // K < 512: usual path
     // Wide rows: the vector de-interleave of strides 2 and 4 on every target (AVX-512 too).
     {1, 2, 9, 80, 3, 3, 3, 1, 2, 2, 1, 1, 1, 1, 1, 1, true, false, Activation::kNone},
     {1, 2, 7, 150, 3, 5, 5, 1, 4, 4, 2, 2, 2, 2, 1, 1, false, true, Activation::kNone},
