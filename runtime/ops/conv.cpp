@@ -21,7 +21,7 @@ kernels::Activation fused_activation(const OpContext& c, float* alpha, float* be
   c.fail(str_cat("internal: unknown fused activation '", act, "'"));
 }
 
-void plan_conv(OpContext& c) {
+kernels::Conv2dParams conv2d_params(const OpContext& c, Shape* out_shape) {
   c.require_float(0);
   const Shape& x = c.shape(0);
   const Shape& w = c.in(1).shape;
@@ -66,9 +66,17 @@ void plan_conv(OpContext& c) {
   p.pad_top = h == 0 ? static_cast<size_t>(geo[0].pad_begin) : 0;
   p.pad_left = static_cast<size_t>(geo[wi].pad_begin);
   if (p.OH == 0 || p.OW == 0) c.fail("output would be empty");
+  if (out_shape) {
+    *out_shape = {x[0], M};
+    for (const auto& g : geo) out_shape->push_back(g.out);
+  }
+  return p;
+}
 
-  Shape out_shape = {x[0], M};
-  for (const auto& g : geo) out_shape.push_back(g.out);
+void plan_conv(OpContext& c) {
+  Shape out_shape;
+  kernels::Conv2dParams p = conv2d_params(c, &out_shape);
+  const int64_t M = out_shape[1];
   float alpha = 0, beta = 0;
   p.ep.act = fused_activation(c, &alpha, &beta);
   p.ep.alpha = alpha;

@@ -1,12 +1,21 @@
 // Plan functions of every op convoy supports (registered in runtime/op_registry.cpp).
 #pragma once
 #include "kernels/activation.h"
+#include "kernels/conv2d.h"
+#include "kernels/pool2d.h"
 #include "runtime/op_context.h"
 
 namespace convoy::ops {
 
 // Fused epilogue activation recorded on a node by passes (attributes _act, _act_alpha, _act_beta).
 kernels::Activation fused_activation(const OpContext& c, float* alpha, float* beta);
+
+// Kernel parameters of a Conv / MaxPool / AveragePool node (1-D or 2-D, inputs' shapes known):
+// validates attributes and shapes (failing through c) and, with out_shape, gives the output
+// shape. Shared by the plan functions and the training add-on's lowering. The conv epilogue
+// is left empty.
+kernels::Conv2dParams conv2d_params(const OpContext& c, Shape* out_shape);
+kernels::Pool2dParams pool2d_params(const OpContext& c, kernels::PoolKind kind, Shape* out_shape);
 
 void plan_relu(OpContext& c);
 void plan_leaky_relu(OpContext& c);

@@ -4,9 +4,8 @@
 #include "runtime/ops/ops.h"
 
 namespace convoy::ops {
-namespace {
 
-void plan_pool(OpContext& c, kernels::PoolKind kind, const char* name) {
+kernels::Pool2dParams pool2d_params(const OpContext& c, kernels::PoolKind kind, Shape* out_shape) {
   c.require_float(0);
   const Shape& x = c.shape(0);
   if (x.size() != 3 && x.size() != 4)
@@ -43,8 +42,18 @@ void plan_pool(OpContext& c, kernels::PoolKind kind, const char* name) {
   p.kind = kind;
   p.count_include_pad = c.attr_int("count_include_pad", 0) != 0;
   if (p.OH == 0 || p.OW == 0) c.fail("output would be empty");
-  Shape out_shape = {x[0], x[1]};
-  for (const auto& g : geo) out_shape.push_back(g.out);
+  if (out_shape) {
+    *out_shape = {x[0], x[1]};
+    for (const auto& g : geo) out_shape->push_back(g.out);
+  }
+  return p;
+}
+
+namespace {
+
+void plan_pool(OpContext& c, kernels::PoolKind kind, const char* name) {
+  Shape out_shape;
+  const kernels::Pool2dParams p = pool2d_params(c, kind, &out_shape);
   TensorLoc out = c.set_tensor(0, out_shape);
   c.emit(name, {c.loc(0)}, {out},
          [p](const StepArgs& a, const kernels::Parallel& par) { kernels::pool2d(p, a.in[0], a.out[0], par); }, 0,

@@ -17,6 +17,7 @@
 #include "kernels/pool2d_grad.h"
 #include "kernels/unary.h"
 #include "runtime/ops/op_util.h"
+#include "runtime/ops/ops.h"
 #include "runtime/train/plan_builder.h"
 
 namespace convoy::train {
@@ -52,69 +53,13 @@ bool block_of(const Shape& in, const Shape& out, kernels::BiasGradParams* bp) {
 }
 
 kernels::Conv2dParams PlanBuilder::conv_params(const Node& n) {
-  OpContext c = ctx(n);
-  const Shape& x = shape(n.inputs[0]);
-  const Shape& w = shape(n.inputs[1]);
-  if (x.size() != 4 || w.size() != 4) node_fail("only 2-D convolutions (rank 4) can be trained");
-  const int64_t group = c.attr_int("group", 1);
-  if (group <= 0 || x[1] % group != 0 || w[0] % group != 0 || w[1] * group != x[1])
-    node_fail(str_cat("group ", group, " does not match input ", shape_str(x), " and weight ", shape_str(w)));
-  const std::vector<int64_t> kernel = {w[2], w[3]};
-  const auto strides = c.attr_ints("strides", {1, 1});
-  const auto dil = c.attr_ints("dilations", {1, 1});
-  if (strides.size() != 2 || dil.size() != 2) node_fail("strides/dilations have the wrong length");
-  const auto geo = ops::spatial_geometry(c, {x[2], x[3]}, kernel, strides, dil, false);
-  kernels::Conv2dParams p;
-  p.N = static_cast<size_t>(x[0]);
-  p.C = static_cast<size_t>(x[1]);
-  p.H = static_cast<size_t>(x[2]);
-  p.W = static_cast<size_t>(x[3]);
-  p.M = static_cast<size_t>(w[0]);
-  p.KH = static_cast<size_t>(w[2]);
-  p.KW = static_cast<size_t>(w[3]);
-  p.group = static_cast<size_t>(group);
-  p.stride_h = static_cast<size_t>(strides[0]);
-  p.stride_w = static_cast<size_t>(strides[1]);
-  p.dil_h = static_cast<size_t>(dil[0]);
-  p.dil_w = static_cast<size_t>(dil[1]);
-  p.pad_top = static_cast<size_t>(geo[0].pad_begin);
-  p.pad_left = static_cast<size_t>(geo[1].pad_begin);
-  p.OH = static_cast<size_t>(geo[0].out);
-  p.OW = static_cast<size_t>(geo[1].out);
-  return p;
+  if (shape(n.inputs[0]).size() != 4) node_fail("only 2-D convolutions (rank 4) can be trained");
+  return ops::conv2d_params(ctx(n), nullptr);
 }
 
 kernels::Pool2dParams PlanBuilder::pool_params(const Node& n, kernels::PoolKind kind) {
-  OpContext c = ctx(n);
-  const Shape& x = shape(n.inputs[0]);
-  if (x.size() != 4) node_fail("only 2-D pooling (rank 4) can be trained");
-  if (n.outputs.size() > 1 && !n.outputs[1].empty()) node_fail("the Indices output is not supported");
-  const auto kernel = c.attr_ints("kernel_shape");
-  if (kernel.size() != 2) node_fail("kernel_shape must have 2 values");
-  const auto strides = c.attr_ints("strides", {1, 1});
-  const auto dil = c.attr_ints("dilations", {1, 1});
-  if (strides.size() != 2 || dil.size() != 2) node_fail("strides/dilations have the wrong length");
-  const auto geo = ops::spatial_geometry(c, {x[2], x[3]}, kernel, strides, dil, c.attr_int("ceil_mode", 0) != 0);
-  kernels::Pool2dParams p;
-  p.N = static_cast<size_t>(x[0]);
-  p.C = static_cast<size_t>(x[1]);
-  p.H = static_cast<size_t>(x[2]);
-  p.W = static_cast<size_t>(x[3]);
-  p.KH = static_cast<size_t>(kernel[0]);
-  p.KW = static_cast<size_t>(kernel[1]);
-  p.stride_h = static_cast<size_t>(strides[0]);
-  p.stride_w = static_cast<size_t>(strides[1]);
-  p.dil_h = static_cast<size_t>(dil[0]);
-  p.dil_w = static_cast<size_t>(dil[1]);
-  p.pad_top = static_cast<size_t>(geo[0].pad_begin);
-  p.pad_bottom = static_cast<size_t>(geo[0].pad_end);
-  p.pad_left = static_cast<size_t>(geo[1].pad_begin);
-  p.pad_right = static_cast<size_t>(geo[1].pad_end);
-  p.OH = static_cast<size_t>(geo[0].out);
-  p.OW = static_cast<size_t>(geo[1].out);
-  p.kind = kind;
-  p.count_include_pad = c.attr_int("count_include_pad", 0) != 0;
-  return p;
+  if (shape(n.inputs[0]).size() != 4) node_fail("only 2-D pooling (rank 4) can be trained");
+  return ops::pool2d_params(ctx(n), kind, nullptr);
 }
 
 PlanBuilder::Fc PlanBuilder::fc_params(const Node& n) {
