@@ -71,6 +71,23 @@ std::vector<float> parse_float_list_flag(std::string_view flag, const std::strin
   return *v;
 }
 
+std::optional<HxW> parse_size_flag(const ParsedArgs& a, std::string_view example) {
+  const auto v = a.get("--size");
+  if (!v) return std::nullopt;
+  const auto size = parse_hxw(*v);
+  if (!size) throw UsageError("option '--size': '" + *v + "' is not HxW (e.g. " + std::string(example) + ")");
+  return size;
+}
+
+PreprocessFlags parse_preprocess_flags(const ParsedArgs& a) {
+  PreprocessFlags pre;
+  if (auto v = a.get("--mean")) pre.mean = parse_float_list_flag("--mean", *v);
+  if (auto v = a.get("--std")) pre.std = parse_float_list_flag("--std", *v);
+  if (auto v = a.get("--scale")) pre.scale = parse_float_flag("--scale", *v);
+  pre.bgr = a.has("--bgr");
+  return pre;
+}
+
 std::vector<int64_t> concrete_input_shape(const convoy::Model& model, const convoy::TensorInfo& input, int64_t batch,
                                           std::optional<HxW> size) {
   const std::string where = model_name(model) + ": input '" + input.name + "' " + shape_string(input.shape);

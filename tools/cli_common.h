@@ -58,6 +58,10 @@ ParsedArgs parse_args(const std::vector<std::string>& args, std::span<const Flag
 int64_t parse_int_flag(std::string_view flag, const std::string& text, int64_t min, int64_t max);
 float parse_float_flag(std::string_view flag, const std::string& text);
 std::vector<float> parse_float_list_flag(std::string_view flag, const std::string& text);
+// --size HxW when given (`example` shows in the usage error of a malformed value).
+std::optional<HxW> parse_size_flag(const ParsedArgs& a, std::string_view example = "224x224");
+// The image preprocessing overrides --mean, --std, --scale, --bgr (run, finetune).
+PreprocessFlags parse_preprocess_flags(const ParsedArgs& a);
 
 // The concrete shape to run `input` at: a dynamic batch (dim 0) becomes `batch`; for 4-d NCHW
 // inputs a dynamic channel dim comes from convoy.channels (default 3) and dynamic H, W from `size`

@@ -309,11 +309,7 @@ int bench_main(const std::vector<std::string>& argv) {
   if (auto v = a.get("--batch")) batch = parse_int_flag("--batch", *v, 1, 1 << 20);
   if (auto v = a.get("--warmup")) warmup = parse_int_flag("--warmup", *v, 0, 1 << 20);
   if (auto v = a.get("--iters")) iters = parse_int_flag("--iters", *v, 1, 1 << 20);
-  std::optional<HxW> size;
-  if (auto v = a.get("--size")) {
-    size = parse_hxw(*v);
-    if (!size) throw UsageError("option '--size': '" + *v + "' is not HxW (e.g. 224x224)");
-  }
+  const std::optional<HxW> size = parse_size_flag(a);
   const bool per_op = a.has("--per-op");
 
   auto t0 = Clock::now();

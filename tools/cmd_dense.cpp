@@ -62,10 +62,7 @@ DenseArgs parse_dense_args(const std::vector<std::string>& argv) {
   r.output = a.get("--output");
   r.labels = a.get("--labels");
   r.class_name = a.get("--class");
-  if (auto v = a.get("--size")) {
-    r.size = parse_hxw(*v);
-    if (!r.size) throw UsageError("option '--size': '" + *v + "' is not HxW (e.g. 384x384)");
-  }
+  r.size = parse_size_flag(a, "384x384");
   if (auto v = a.get("--scales")) {
     for (float s : parse_float_list_flag("--scales", *v)) {
       if (!(s > 0.f) || s > 64.f) throw UsageError("option '--scales': " + std::to_string(s) + " is not in (0, 64]");

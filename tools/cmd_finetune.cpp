@@ -129,14 +129,8 @@ FinetuneArgs parse_finetune_args(const std::vector<std::string>& argv) {
   }
   if (auto v = a.get("--seed")) r.opt.seed = uint64_t(parse_int_flag("--seed", *v, 0, std::numeric_limits<int64_t>::max()));
   if (auto v = a.get("--threads")) r.opt.threads = int(parse_int_flag("--threads", *v, 0, 4096));
-  if (auto v = a.get("--size")) {
-    r.size = parse_hxw(*v);
-    if (!r.size) throw UsageError("option '--size': '" + *v + "' is not HxW (e.g. 224x224)");
-  }
-  if (auto v = a.get("--mean")) r.pre.mean = parse_float_list_flag("--mean", *v);
-  if (auto v = a.get("--std")) r.pre.std = parse_float_list_flag("--std", *v);
-  if (auto v = a.get("--scale")) r.pre.scale = parse_float_flag("--scale", *v);
-  r.pre.bgr = a.has("--bgr");
+  r.size = parse_size_flag(a);
+  r.pre = parse_preprocess_flags(a);
   return r;
 }
 

@@ -49,11 +49,7 @@ int inspect_main(const std::vector<std::string>& argv) {
   if (a.positional.size() > 1) throw UsageError("unexpected argument '" + a.positional[1] + "'");
   int64_t batch = 1;
   if (auto v = a.get("--batch")) batch = parse_int_flag("--batch", *v, 1, 1 << 20);
-  std::optional<HxW> size;
-  if (auto v = a.get("--size")) {
-    size = parse_hxw(*v);
-    if (!size) throw UsageError("option '--size': '" + *v + "' is not HxW (e.g. 224x224)");
-  }
+  const std::optional<HxW> size = parse_size_flag(a);
 
   auto model = convoy::Model::load(a.positional[0]);
   std::printf("model      %s\n", model->path().c_str());

@@ -41,14 +41,8 @@ RunArgs parse_run_args(const std::vector<std::string>& argv) {
   if (auto v = a.get("--top")) r.top = parse_int_flag("--top", *v, 1, 1 << 30);
   if (auto v = a.get("--threads")) r.threads = int(parse_int_flag("--threads", *v, 0, 4096));
   if (auto v = a.get("--max-memory")) r.max_memory = size_t(parse_int_flag("--max-memory", *v, 1, int64_t{1} << 30));
-  if (auto v = a.get("--size")) {
-    r.size = parse_hxw(*v);
-    if (!r.size) throw UsageError("option '--size': '" + *v + "' is not HxW (e.g. 224x224)");
-  }
-  if (auto v = a.get("--mean")) r.pre.mean = parse_float_list_flag("--mean", *v);
-  if (auto v = a.get("--std")) r.pre.std = parse_float_list_flag("--std", *v);
-  if (auto v = a.get("--scale")) r.pre.scale = parse_float_flag("--scale", *v);
-  r.pre.bgr = a.has("--bgr");
+  r.size = parse_size_flag(a);
+  r.pre = parse_preprocess_flags(a);
   if (r.input && (r.size || r.pre.mean || r.pre.std || r.pre.scale || r.pre.bgr))
     throw UsageError("--size, --mean, --std, --scale and --bgr apply to images, not to --input");
   return r;
