@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/pool2d.h"
+#include "kernels/pool_case.h"
 #include "kernels/targets_threads.h"
 #include "reference/pool2d_ref.h"
 
@@ -17,37 +18,10 @@ using kernels::Pool2dParams;
 
 namespace {
 
-// ONNX output size: floor or ceil of (in + pads - dilated kernel) / stride, + 1.
-size_t onnx_out(size_t in, size_t pb, size_t pe, size_t k, size_t s, size_t dil, bool ceil_mode) {
-  const size_t num = in + pb + pe - ((k - 1) * dil + 1);
-  return (ceil_mode ? (num + s - 1) / s : num / s) + 1;
-}
-
-struct Case {
-  size_t N, C, H, W, KH, KW, sh, sw, pt, pl, pb, pr, dh, dw;
-  bool ceil_mode;
-};
+using Case = test::PoolCase;
 
 void run_case(const Case& cs, PoolKind kind, bool cip, std::mt19937& rng) {
-  Pool2dParams p;
-  p.N = cs.N;
-  p.C = cs.C;
-  p.H = cs.H;
-  p.W = cs.W;
-  p.KH = cs.KH;
-  p.KW = cs.KW;
-  p.stride_h = cs.sh;
-  p.stride_w = cs.sw;
-  p.pad_top = cs.pt;
-  p.pad_left = cs.pl;
-  p.pad_bottom = cs.pb;
-  p.pad_right = cs.pr;
-  p.dil_h = cs.dh;
-  p.dil_w = cs.dw;
-  p.kind = kind;
-  p.count_include_pad = cip;
-  p.OH = onnx_out(cs.H, cs.pt, cs.pb, cs.KH, cs.sh, cs.dh, cs.ceil_mode);
-  p.OW = onnx_out(cs.W, cs.pl, cs.pr, cs.KW, cs.sw, cs.dw, cs.ceil_mode);
+  const Pool2dParams p = test::pool_params(cs, kind, cip);
   char buf[256];
   std::snprintf(buf, sizeof buf, "N=%zu C=%zu H=%zu W=%zu K=%zux%zu s=%zu,%zu pads=%zu,%zu,%zu,%zu dil=%zu,%zu ceil=%d OH=%zu OW=%zu %s cip=%d",
                 cs.N, cs.C, cs.H, cs.W, cs.KH, cs.KW, cs.sh, cs.sw, cs.pt, cs.pl, cs.pb, cs.pr, cs.dh, cs.dw, cs.ceil_mode, p.OH,

@@ -13,6 +13,7 @@
 
 #include "kernels/pool2d.h"
 #include "kernels/pool2d_grad.h"
+#include "kernels/pool_case.h"
 #include "kernels/targets_threads.h"
 #include "reference/grad_ref.h"
 
@@ -22,15 +23,7 @@ using kernels::PoolKind;
 
 namespace {
 
-size_t onnx_out(size_t in, size_t pb, size_t pe, size_t k, size_t s, size_t dil, bool ceil_mode) {
-  const size_t num = in + pb + pe - ((k - 1) * dil + 1);
-  return (ceil_mode ? (num + s - 1) / s : num / s) + 1;
-}
-
-struct Case {
-  size_t N, C, H, W, KH, KW, sh, sw, pt, pl, pb, pr, dh, dw;
-  bool ceil_mode;
-};
+using Case = test::PoolCase;
 
 // N, C, H, W, KH, KW, sh, sw, pt, pl, pb, pr, dh, dw, ceil
 const Case kCases[] = {
@@ -48,29 +41,6 @@ const Case kCases[] = {
     {1, 1, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, false},     // pads >= kernel: windows entirely in padding
     {1, 2, 1, 23, 1, 3, 1, 2, 0, 1, 0, 1, 1, 1, true},     // 1-D
 };
-
-Pool2dParams params(const Case& cs, PoolKind kind, bool cip) {
-  Pool2dParams p;
-  p.N = cs.N;
-  p.C = cs.C;
-  p.H = cs.H;
-  p.W = cs.W;
-  p.KH = cs.KH;
-  p.KW = cs.KW;
-  p.stride_h = cs.sh;
-  p.stride_w = cs.sw;
-  p.pad_top = cs.pt;
-  p.pad_left = cs.pl;
-  p.pad_bottom = cs.pb;
-  p.pad_right = cs.pr;
-  p.dil_h = cs.dh;
-  p.dil_w = cs.dw;
-  p.kind = kind;
-  p.count_include_pad = cip;
-  p.OH = onnx_out(cs.H, cs.pt, cs.pb, cs.KH, cs.sh, cs.dh, cs.ceil_mode);
-  p.OW = onnx_out(cs.W, cs.pl, cs.pr, cs.KW, cs.sw, cs.dw, cs.ceil_mode);
-  return p;
-}
 
 std::string describe(const Case& cs, const Pool2dParams& p) {
   char buf[256];
@@ -95,7 +65,7 @@ TEST_CASE("maxpool2d_forward_argmax: same output as pool2d, first maximum on tie
   kernel_test::for_each_target([&](const char*) {
     for (const Case& cs : kCases)
       for (bool ties : {false, true}) {
-        const Pool2dParams p = params(cs, PoolKind::kMax, false);
+        const Pool2dParams p = test::pool_params(cs, PoolKind::kMax, false);
         INFO(describe(cs, p), " ties=", ties);
         auto x = kernel_test::random_floats(rng, p.N * p.C * p.H * p.W, -4.f, 4.f);
         if (ties)
@@ -118,7 +88,7 @@ TEST_CASE("maxpool2d_backward: finite differences (distinct values) and scatter 
   std::mt19937 rng(kernel_test::test_seed("maxpool_backward"));
   double worst = 0;
   for (const Case& cs : kCases) {
-    const Pool2dParams p = params(cs, PoolKind::kMax, false);
+    const Pool2dParams p = test::pool_params(cs, PoolKind::kMax, false);
     INFO(describe(cs, p));
     const auto x = kernel_test::random_floats(rng, p.N * p.C * p.H * p.W, -4.f, 4.f);
     const auto dy = kernel_test::random_floats(rng, p.N * p.C * p.OH * p.OW, -1.f, 1.f);
@@ -155,7 +125,7 @@ TEST_CASE("avgpool2d_backward: finite differences, count_include_pad 0/1") {
   double worst = 0;
   for (const Case& cs : kCases)
     for (bool cip : {false, true}) {
-      const Pool2dParams p = params(cs, PoolKind::kAvg, cip);
+      const Pool2dParams p = test::pool_params(cs, PoolKind::kAvg, cip);
       INFO(describe(cs, p));
       const auto x = kernel_test::random_floats(rng, p.N * p.C * p.H * p.W, -4.f, 4.f);
       const auto dy = kernel_test::random_floats(rng, p.N * p.C * p.OH * p.OW, -1.f, 1.f);
