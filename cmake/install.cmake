@@ -2,7 +2,7 @@
 # library built from the same objects (convoy_shared, libconvoy.so), the public headers, a CMake
 # package (find_package(convoy) -> convoy::convoy, the shared library, or convoy::convoy_static)
 # and convoy.pc for pkg-config. Only the library's own dependencies (protobuf, onnx_proto,
-# Highway, threads) are exported; OpenCV stays with the CLI.
+# Highway, threads) are exported; OpenCV stays with the CLI and its codec plugin.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
@@ -34,6 +34,9 @@ install(FILES ${CMAKE_SOURCE_DIR}/include/convoy/convoy.hpp ${CMAKE_SOURCE_DIR}/
   ${CMAKE_SOURCE_DIR}/include/convoy/train.hpp
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/convoy)
 install(TARGETS convoy_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# The CLI's image codec plugin (tools/image_codecs.h), where `convoy` looks for it: <libdir>/convoy,
+# found from bin/ through CONVOY_IMGCODECS_BIN_TO_PLUGIN_DIR. Not part of the exported package.
+install(TARGETS convoy_imgcodecs LIBRARY DESTINATION ${CONVOY_IMGCODECS_INSTALL_DIR})
 
 set(CONVOY_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/convoy)
 install(EXPORT convoyTargets NAMESPACE convoy:: DESTINATION ${CONVOY_CMAKE_DIR})

@@ -47,11 +47,12 @@ struct CliResult {
   std::string out, err;
 };
 
-CliResult cli(const TempDir& dir, const std::string& args) {
+// `env_args`: variables to set or unset first, as env(1) takes them ("-u NAME", "NAME=value").
+CliResult cli_env(const TempDir& dir, const std::string& env_args, const std::string& args) {
   const char* bin = std::getenv("CONVOY_BIN");
   REQUIRE_MESSAGE(bin != nullptr, "CONVOY_BIN must name the built convoy CLI");
   const std::string out = dir / "stdout.txt", err = dir / "stderr.txt";
-  const std::string cmd = "timeout 60 " + quote(bin) + " " + args + " >" + quote(out) + " 2>" + quote(err);
+  const std::string cmd = "env " + env_args + " timeout 60 " + quote(bin) + " " + args + " >" + quote(out) + " 2>" + quote(err);
   const int status = std::system(cmd.c_str());
   CliResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -59,6 +60,8 @@ CliResult cli(const TempDir& dir, const std::string& args) {
   r.err = read_file(err);
   return r;
 }
+
+CliResult cli(const TempDir& dir, const std::string& args) { return cli_env(dir, "", args); }
 
 // Runs a Python snippet (numpy, PIL, onnx available); true when it exits 0.
 bool python(const TempDir& dir, const std::string& code) {
@@ -352,6 +355,49 @@ TEST_CASE("cli: run errors exit 1 on one line and leave no --output file") {
   CHECK(read_file(out) == before);
   for (const auto& e : fs::directory_iterator(t.path))
     CHECK_MESSAGE(e.path().filename().string().find(".tmp") == std::string::npos, "stray " << e.path());
+}
+
+TEST_CASE("cli: image codecs come from a plugin loaded on first use; without it images fail on one line, .npy runs") {
+  TempDir t;
+  const std::string m = demo(), img = quote(sample_pngs().at(0)), out = t / "out.npy";
+  REQUIRE(python(t, "np.save('" + t / "x.npy" + "', np.random.default_rng(3).random((1, 1, 28, 28), np.float32))"));
+  std::ofstream(t / "not_a_plugin.so") << "not a shared object\n";
+
+  // The executable itself does not link OpenCV's imgcodecs (its ~120 libraries cost ~42 MiB).
+  REQUIRE(std::system(("ldd " + quote(std::getenv("CONVOY_BIN")) + " >" + quote(t / "ldd.txt")).c_str()) == 0);
+  const std::string ldd = read_file(t / "ldd.txt");
+  CHECK(ldd.find("libopencv_core") != std::string::npos);
+  CHECK_MESSAGE(ldd.find("libopencv_imgcodecs") == std::string::npos, ldd);
+
+  // Found next to the executable when CONVOY_IMGCODECS_PLUGIN (set by ctest) is not set: the
+  // same predictions as through the variable.
+  const CliResult named = cli(t, "run " + m + " " + img);
+  REQUIRE(named.exit_code == 0);
+  const CliResult beside = cli_env(t, "-u CONVOY_IMGCODECS_PLUGIN", "run " + m + " " + img);
+  INFO("stderr: " << beside.err);
+  REQUIRE(beside.exit_code == 0);
+  CHECK(beside.out == named.out);
+
+  // A missing or broken plugin: exit 1, one line naming the path tried; no --output written.
+  for (const std::string& plugin : {t / "missing/libconvoy_imgcodecs.so", t / "not_a_plugin.so"}) {
+    CAPTURE(plugin);
+    const CliResult r = cli_env(t, "CONVOY_IMGCODECS_PLUGIN=" + quote(plugin), "run " + m + " " + img + " --output " + quote(out));
+    check_clean_failure(r, 1);
+    CHECK(r.err.find("cannot load the image codec plugin") != std::string::npos);
+    CHECK(r.err.find(plugin) != std::string::npos);
+    CHECK(r.err.find("CONVOY_IMGCODECS_PLUGIN") != std::string::npos);
+    CHECK_FALSE(fs::exists(out));
+  }
+  const CliResult dense = cli_env(t, "CONVOY_IMGCODECS_PLUGIN=/nonexistent/plugin.so", "dense " + m + " " + img);
+  check_clean_failure(dense, 1);
+  CHECK(dense.err.find("/nonexistent/plugin.so") != std::string::npos);
+
+  // Tensors never need it: --input runs and prints what it prints with the plugin.
+  const CliResult npy = cli_env(t, "CONVOY_IMGCODECS_PLUGIN=/nonexistent/plugin.so", "run " + m + " --input " + quote(t / "x.npy"));
+  INFO("stderr: " << npy.err);
+  REQUIRE(npy.exit_code == 0);
+  CHECK(npy.out == cli(t, "run " + m + " --input " + quote(t / "x.npy")).out);
+  CHECK(parse_run_output(npy.out).size() == 1);
 }
 
 TEST_CASE("cli: inspect prints the model and its plan") {

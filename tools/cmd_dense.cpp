@@ -20,12 +20,12 @@
 #include <iterator>
 #include <numeric>
 #include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <tuple>
 
 #include "tools/atomic_file.h"
 #include "tools/cli_common.h"
+#include "tools/image_codecs.h"
 #include "tools/image_input.h"
 #include "tools/npy.h"
 
@@ -296,15 +296,16 @@ cv::Mat heat_values(const std::vector<ScaleMap>& maps, const std::vector<std::ve
 
 void write_heatmap(const std::string& path, const std::string& image_path, const cv::Mat& heat) {
   std::ifstream f(image_path, std::ios::binary);
-  const std::vector<uchar> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  cv::Mat img = cv::imdecode(bytes, cv::IMREAD_COLOR);
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  cv::Mat img = decode_image(bytes, ImageRead::kColor);
   if (img.empty()) throw convoy::Error(image_path + ": cannot decode image");
   cv::Mat heat8, color, out;
   heat.convertTo(heat8, CV_8U, 255.0);
   cv::applyColorMap(heat8, color, cv::COLORMAP_JET);
   cv::addWeighted(img, 0.45, color, 0.55, 0.0, out);
-  std::vector<uchar> png;
-  if (!cv::imencode(".png", out, png)) throw convoy::Error(path + ": cannot encode the heat map as PNG");
+  std::string why;
+  const std::vector<uint8_t> png = encode_png(out, &why);
+  if (png.empty()) throw convoy::Error(path + ": cannot encode the heat map as PNG" + (why.empty() ? "" : " (" + why + ")"));
   write_file_atomic(path, std::string(png.begin(), png.end()));
 }
 
@@ -388,8 +389,8 @@ int dense_main(const std::vector<std::string>& argv) {
       load_image(*r.image, probe_p, sink);
     }
     std::ifstream f(*r.image, std::ios::binary);
-    const std::vector<uchar> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    const cv::Mat probe = cv::imdecode(bytes, cv::IMREAD_UNCHANGED);
+    const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const cv::Mat probe = decode_image(bytes, ImageRead::kUnchanged);
     if (probe.empty()) throw convoy::Error(*r.image + ": cannot decode image");
     std::vector<std::pair<int64_t, int64_t>> sizes;
     img_h = probe.rows;

@@ -11,9 +11,9 @@
 #include <iterator>
 #include <mutex>
 #include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "tools/image_codecs.h"
 #include "tools/npy.h"
 
 namespace convoy::cli {
@@ -200,10 +200,11 @@ Preprocess make_preprocess(const convoy::Model& model, const std::vector<int64_t
 void load_image(const std::string& path, const Preprocess& p, float* out) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw convoy::Error(path + ": cannot read image (" + std::strerror(errno) + ")");
-  std::vector<uchar> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   if (f.bad()) throw convoy::Error(path + ": cannot read image (read error)");
 
-  const int mode = p.channels == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR;
+  const ImageRead mode = p.channels == 1 ? ImageRead::kGrayscale : ImageRead::kColor;
+  image_codecs_plugin_path();  // load the plugin (or fail with its own error) before fd 2 is captured
   cv::Mat img;
   std::string decoder_says;
   {
@@ -212,11 +213,7 @@ void load_image(const std::string& path, const Preprocess& p, float* out) {
     static std::mutex capture_mutex;
     std::lock_guard<std::mutex> lock(capture_mutex);
     StderrCapture capture;
-    try {
-      if (!bytes.empty()) img = cv::imdecode(bytes, mode);
-    } catch (const cv::Exception& e) {
-      decoder_says = e.err;
-    }
+    if (!bytes.empty()) img = decode_image(bytes, mode, &decoder_says);
     if (decoder_says.empty()) decoder_says = capture.first_line();
   }
   if (img.empty())

@@ -1,5 +1,5 @@
 // Image files -> normalised NCHW float32, following the model's convoy.* preprocessing metadata
-// (docs: metadata keys in docs/ARCHITECTURE.md). OpenCV stays inside image_input.cpp.
+// (docs: metadata keys in docs/ARCHITECTURE.md). OpenCV stays inside image_input.cpp; image decoding goes through tools/image_codecs.h (the codecs plugin, loaded on first use).
 #pragma once
 #include <cstdint>
 #include <optional>

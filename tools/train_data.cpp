@@ -13,9 +13,10 @@
 #include <map>
 #include <numbers>
 #include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <system_error>
+
+#include "tools/image_codecs.h"
 
 namespace convoy::cli {
 namespace fs = std::filesystem;
@@ -384,8 +385,9 @@ std::string plot_curves_png(const std::vector<CurvePoint>& points) {
   acc_lo = std::min(acc_lo, 0.9);
   draw_panel(img, {0, 0, 500, 400}, "loss (softmax cross-entropy)", {tl, vl}, max_epoch, lo, hi);
   draw_panel(img, {500, 0, 500, 400}, "accuracy", {ta, va}, max_epoch, acc_lo, 1.0);
-  std::vector<uchar> png;
-  if (!cv::imencode(".png", img, png)) throw convoy::Error("cannot encode the training curves as PNG");
+  std::string why;
+  const std::vector<uint8_t> png = encode_png(img, &why);
+  if (png.empty()) throw convoy::Error("cannot encode the training curves as PNG" + (why.empty() ? "" : " (" + why + ")"));
   return std::string(png.begin(), png.end());
 }
 

@@ -22,10 +22,10 @@
 #include <fstream>
 #include <iterator>
 #include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
 
 #include "convoy/convoy.hpp"
 #include "tools/cli_common.h"
+#include "tools/image_codecs.h"
 #include "tools/image_input.h"
 #include "tools/npy.h"
 
@@ -282,8 +282,8 @@ std::pair<int64_t, int64_t> image_size(const std::string& path) {
     convoy::cli::load_image(path, probe_p, sink);
   }
   std::ifstream f(path, std::ios::binary);
-  const std::vector<uchar> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  const cv::Mat probe = cv::imdecode(bytes, cv::IMREAD_UNCHANGED);
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const cv::Mat probe = convoy::cli::decode_image(bytes, convoy::cli::ImageRead::kUnchanged);
   if (probe.empty()) throw convoy::Error(path + ": cannot decode image");
   return {probe.rows, probe.cols};
 }
