@@ -497,6 +497,27 @@ void pack_conv2d_weights(const Conv2dParams& p, const float* w, float* packed) {
   }
 }
 
+void unpack_conv2d_weights(const Conv2dParams& p, const float* packed, float* w) {
+  using namespace conv_detail;  // NOLINT
+  if (conv_path(p) == ConvPath::kDepthwise) {
+    std::memcpy(w, packed, conv2d_packed_weight_floats(p) * sizeof(float));
+    return;
+  }
+  const size_t K = kdim(p);
+  if (transposed(p)) {
+    const GemmPanelLayout lay = gemm_panel_layout();
+    for (size_t j0 = 0; j0 < p.M; j0 += lay.nr) {
+      const size_t width = std::min(lay.nr, round_up(p.M - j0, lay.lanes));
+      const float* panel = packed + j0 * K;
+      for (size_t j = 0; j < width && j0 + j < p.M; ++j)
+        for (size_t k = 0; k < K; ++k) w[(j0 + j) * K + k] = panel[k * width + j];
+    }
+    return;
+  }
+  const size_t Mg = p.M / p.group, per_group = gemm_packed_a_floats(Mg, K);
+  for (size_t g = 0; g < p.group; ++g) gemm_unpack_a(Mg, K, packed + g * per_group, w + g * Mg * K);
+}
+
 size_t conv2d_scratch_floats(const Conv2dParams& p, size_t threads) {
   using namespace conv_detail;  // NOLINT
   if (p.N == 0 || p.M == 0 || p.OH == 0 || p.OW == 0) return 0;

@@ -29,6 +29,8 @@ size_t conv2d_packed_weight_floats(const Conv2dParams& p);
 // conv2d the model's weights directly instead of holding a second copy.
 bool conv2d_packing_is_identity(const Conv2dParams& p);
 void pack_conv2d_weights(const Conv2dParams& p, const float* w, float* packed);
+// The inverse of pack_conv2d_weights: the ONNX-layout weights back, bit for bit.
+void unpack_conv2d_weights(const Conv2dParams& p, const float* packed, float* w);
 size_t conv2d_scratch_floats(const Conv2dParams& p, size_t threads);
 // ep.bias/ep.residual are read from p.ep.
 void conv2d(const Conv2dParams& p, const float* in, const float* w_packed, float* out, float* scratch,

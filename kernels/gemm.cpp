@@ -680,6 +680,23 @@ void gemm_pack_a_impl(const GemmParams& p, const float* a, float* a_packed) {
   }
 }
 
+// Inverse of gemm_pack_a_impl for a row-major M x K matrix (a_rs = K, a_cs = 1).
+void gemm_unpack_a_impl(size_t M, size_t K, const float* a_packed, float* a) {
+  size_t kc = 0, nkb = 0;
+  k_blocks(K, &kc, &nkb);
+  const size_t m_pad = round_up(M, kMR);
+  for (size_t kb = 0; kb < nkb; ++kb) {
+    const size_t k0 = kb * kc, kcb = std::min(kc, K - std::min(K, k0));
+    const float* block = a_packed + k0 * m_pad;
+    for (size_t i = 0; i < M; ++i) {
+      const size_t r0 = i / kMR * kMR;
+      const float* panel = block + r0 * kcb + (i - r0);
+      float* row = a + i * K + k0;
+      for (size_t k = 0; k < kcb; ++k) row[k] = panel[k * kMR];
+    }
+  }
+}
+
 void gemm_panel_layout_impl(GemmPanelLayout* out) {
   const size_t L = hn::Lanes(DF());
   *out = GemmPanelLayout{kMR, kNV * L, L};
@@ -695,6 +712,7 @@ HWY_EXPORT(gemm_impl);
 HWY_EXPORT(gemm_prepacked_a_impl);
 HWY_EXPORT(gemm_packed_ab_impl);
 HWY_EXPORT(gemm_pack_a_impl);
+HWY_EXPORT(gemm_unpack_a_impl);
 HWY_EXPORT(gemm_panel_layout_impl);
 
 size_t gemm_scratch_floats(const GemmParams& p, size_t threads) {
@@ -729,6 +747,10 @@ size_t gemm_packed_b_floats(size_t N, size_t K) {
 
 void gemm_pack_a(const GemmParams& p, const float* a, float* a_packed) {
   HWY_DYNAMIC_DISPATCH(gemm_pack_a_impl)(p, a, a_packed);
+}
+
+void gemm_unpack_a(size_t M, size_t K, const float* a_packed, float* a) {
+  HWY_DYNAMIC_DISPATCH(gemm_unpack_a_impl)(M, K, a_packed, a);
 }
 
 void gemm_prepacked_a(const GemmParams& p, const float* a_packed, const float* b, float* c, float* scratch,

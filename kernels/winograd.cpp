@@ -2,9 +2,11 @@
 // Transform matrices (Lavin & Gray, points 0, +-1, +-2, inf):
 //   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
 //   G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+//       = D G', D = diag(1/4, -1/6, -1/6, 1/24, 1/24, 1), G' = [1 0 0; 1 1 1; 1 -1 1; 1 2 4; 1 -2 4; 0 0 1]
 //   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
 // Transform position xi = 6 * i + j, i along H, j along W.
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "kernels/winograd.h"
@@ -17,13 +19,23 @@ inline constexpr size_t kPos = 36;            // transform positions of F(4x4, 3
 inline constexpr size_t kPanel = 16;          // output channels per packed weight panel
 inline constexpr size_t kMaxLanes = 16;       // bound on the float lanes of a vector used here
 inline constexpr size_t kBlockFloats = 640 * 1024;  // V + Y of one tile block (2.5 MiB, L2 + L3)
-inline constexpr size_t kLeanTiles = 32;      // fewer tiles: weights transformed per run (see header)
-inline constexpr size_t kLeanC = 32;          // input channels per on-the-fly weight transform block
+inline constexpr size_t kLeanTiles = 64;      // at most this many tiles: weights transformed per run
+inline constexpr size_t kLeanTileChannels = 32768;  // ... and at most this many tiles x input channels
+inline constexpr size_t kLeanC = 32;          // lean: input channels per block (transform tasks, GEMMs)
+inline constexpr size_t kLeanMc = 64;         // output channels per lean task
+inline constexpr size_t kLeanAhead = 2;       // lean, fused: blocks of raw weights prefetched ahead
+inline constexpr size_t kLeanPrefetch = 8;    // lean, Ub: input channels of raw weights prefetched ahead
 inline constexpr size_t kStripMax = 64;       // widest GEMM strip of output channels (AVX-512)
-inline constexpr size_t kLeanPrefetch = 8;    // input channels of raw weights prefetched ahead
+inline constexpr size_t kFusedTiles = 12;     // lean: fewer tiles take the fused passes (AVX-512)
 
-// Fewer tiles than kLeanTiles: the packed weights are the raw 3x3 ones in [Mp/16][C][9][16] order.
-inline bool lean(const Conv2dParams& p) { return p.N * ((p.OH + 3) / 4) * ((p.OW + 3) / 4) < kLeanTiles; }
+// Lean: the packed weights are the raw 3x3 ones in [Mp/16][C][9][16] order (see the header), for
+// batches of at most kLeanTiles tiles whose transformed input V (36 T C floats, shared by the
+// tasks) stays within kLeanTileChannels * 36 floats (4.5 MiB). The lean input transform gathers
+// with int32 offsets: the input must also have fewer than 2^31 floats.
+inline bool lean(const Conv2dParams& p) {
+  const size_t T = p.N * ((p.OH + 3) / 4) * ((p.OW + 3) / 4);
+  return T <= kLeanTiles && T * p.C <= kLeanTileChannels && p.N * p.C * p.H * p.W < (size_t{1} << 31);
+}
 
 inline size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 inline size_t round_up(size_t a, size_t b) { return div_up(a, b) * b; }
@@ -34,10 +46,11 @@ struct Geom {
   size_t Mp = 0;                 // M rounded up to a panel
   size_t TB = 0, n_tb = 0;       // tiles per block, blocks
   size_t Mc = 0, n_mc = 0;       // output channels per task (multiple of kPanel), chunks
-  size_t TBs = 0;                // V row stride: TB + a vector of slack for full-vector stores
+  size_t TBs = 0;                // V row stride: TB + a vector of slack for full-vector stores (lean: T)
   size_t vx = 0;                 // V stride between transform positions
   size_t Wb = 0;                 // floats per padded input row / vertical-transform row
-  size_t v_floats = 0, y_floats = 0, u_floats = 0, per_thread = 0;
+  size_t n_cc = 0;               // lean: input-channel chunks of the shared input transform
+  size_t v_floats = 0, y_floats = 0, tab_floats = 0, ub_floats = 0, per_thread = 0, shared = 0;
 };
 
 inline Geom geom(const Conv2dParams& p) {
@@ -46,30 +59,61 @@ inline Geom geom(const Conv2dParams& p) {
   g.tw = div_up(p.OW, 4);
   g.T = p.N * g.th * g.tw;
   g.Mp = round_up(p.M, kPanel);
-  size_t tb = std::max<size_t>(1, kBlockFloats / (kPos * (p.C + g.Mp)));
-  if (tb >= 12) tb = tb / 6 * 6;  // whole register blocks of the GEMM
-  tb = std::min(tb, g.T);
-  g.n_tb = div_up(g.T, tb);
-  g.TB = div_up(g.T, g.n_tb);  // balanced blocks
-  // Small maps have few tile blocks: split the output channels too (each chunk redoes the cheap
-  // input transform) so that two or more workers have something to do.
-  size_t n_mc = 1;
-  if (g.n_tb < 4) n_mc = std::min(div_up(4, g.n_tb), std::max<size_t>(1, g.Mp / 64));
-  g.Mc = round_up(div_up(g.Mp, n_mc), kPanel);
-  g.n_mc = div_up(g.Mp, g.Mc);
-  g.TBs = g.TB + kMaxLanes;
+  if (lean(p)) {
+    // All tiles in one block; V is transformed once, shared by all tasks (split over input
+    // channels), then the tasks split the output channels.
+    g.TB = g.T;
+    g.n_tb = 1;
+    // At most kLeanMc channels per task, and at least 2 tasks where the channels allow (2
+    // threads); not more, since narrower strips make less efficient GEMMs (Mc 32: 1.6x on 2
+    // threads for 28x28 maps with 128 channels, Mc 64: 1.9x).
+    g.Mc = std::min(kLeanMc, std::max(kPanel, round_up(div_up(g.Mp, 2), kPanel)));
+    g.n_mc = div_up(g.Mp, g.Mc);
+    g.n_cc = div_up(p.C, kLeanC);
+  } else {
+    size_t tb = std::max<size_t>(1, kBlockFloats / (kPos * (p.C + g.Mp)));
+    if (tb >= 12) tb = tb / 6 * 6;  // whole register blocks of the GEMM
+    tb = std::min(tb, g.T);
+    g.n_tb = div_up(g.T, tb);
+    g.TB = div_up(g.T, g.n_tb);  // balanced blocks
+    // Small maps have few tile blocks: split the output channels too (each chunk redoes the cheap
+    // input transform) so that two or more workers have something to do.
+    size_t n_mc = 1;
+    if (g.n_tb < 4) n_mc = std::min(div_up(4, g.n_tb), std::max<size_t>(1, g.Mp / 64));
+    g.Mc = round_up(div_up(g.Mp, n_mc), kPanel);
+    g.n_mc = div_up(g.Mp, g.Mc);
+  }
   g.Wb = 4 * round_up(g.tw, kMaxLanes) + 2 * kMaxLanes;
   // Position strides are 64 B more than C * TBs (Y: tiles * Mc), which are often multiples of
   // 4 KiB: the 36 loads/stores of one tile's transform would otherwise all hit one L1 set.
-  g.vx = p.C * g.TBs + kPanel;
+  if (lean(p)) {
+    // Rows of exactly T tiles (a 7x7 map's 4 tiles take 16 B, not a vector), and a vector of
+    // slack after each block of kLeanC channels: see input_transform_lean.
+    g.TBs = g.T;
+    g.vx = round_up(p.C * g.TBs + g.n_cc * kMaxLanes, kMaxLanes) + kPanel;
+  } else {
+    g.TBs = g.TB + kMaxLanes;
+    g.vx = p.C * g.TBs + kPanel;
+  }
   g.v_floats = kPos * g.vx;
   g.y_floats = kPos * (g.TB * g.Mc + kPanel);
-  g.u_floats = lean(p) ? kPos * (std::min(kStripMax, g.Mp) * std::min(kLeanC, p.C) + kPanel) : 0;
-  // V, Y, transformed weight block (lean), 6 padded input rows, 6 vertical-transform rows,
-  // bias/residual staging.
-  g.per_thread = g.v_floats + g.y_floats + g.u_floats + 12 * g.Wb + 4 * kMaxLanes + kMaxLanes + 64;
+  const size_t stage = 4 * kMaxLanes + kMaxLanes + 64;  // bias/residual staging
+  if (lean(p)) {
+    // Shared V; per thread Y, the gather offsets and padding masks of one chunk of tiles (2 x 36
+    // vectors) and the staging.
+    g.shared = g.v_floats;
+    g.tab_floats = 2 * kPos * kMaxLanes;
+    g.ub_floats = kPos * std::min(kStripMax, g.Mp) * std::min(kLeanC, p.C);  // unused by the fused passes
+    g.per_thread = g.y_floats + g.tab_floats + g.ub_floats + stage;
+  } else {
+    // Per thread V, Y, 6 padded input rows, 6 vertical-transform rows and the staging.
+    g.per_thread = g.v_floats + g.y_floats + 12 * g.Wb + stage;
+  }
   return g;
 }
+
+// Lean V: offset of channel c's row within a position (rows of T tiles, slack after each block).
+inline size_t lean_row(const Geom& g, size_t c) { return c * g.TBs + c / kLeanC * kMaxLanes; }
 
 }  // namespace convoy::kernels::wino_detail
 #endif  // CONVOY_KERNELS_WINOGRAD_SHARED
@@ -77,7 +121,6 @@ inline Geom geom(const Conv2dParams& p) {
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/winograd.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
-#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "kernels/epilogue-inl.h"
 
@@ -177,7 +220,7 @@ void input_transform(const Conv2dParams& p, const Geom& g, const float* in, size
 // Y[r][0, NV*kL) += sum_c V[c][r] * U[c][...] for R tiles; u: the strip's first panel at c = 0.
 // accumulate: start from Y instead of zero (the lean path sums over blocks of channels; storing
 // and reloading a float is exact, so the sum equals the one-pass sum bit for bit).
-template <size_t R, size_t NV>
+template <size_t R, size_t NV, size_t CS>
 HWY_INLINE void gemm_block(size_t C, const float* HWY_RESTRICT v, size_t tbs, const float* HWY_RESTRICT u,
                            size_t panel_stride, float* HWY_RESTRICT y, size_t ldy, bool accumulate) {
   const DF df;
@@ -188,7 +231,7 @@ HWY_INLINE void gemm_block(size_t C, const float* HWY_RESTRICT v, size_t tbs, co
   for (size_t k = 0; k < NV; ++k) uk[k] = u + (k * kL / kPanel) * panel_stride + (k * kL) % kPanel;
   for (size_t c = 0; c < C; ++c) {
     VF w[NV];
-    for (size_t k = 0; k < NV; ++k) w[k] = hn::LoadU(df, uk[k] + c * kPanel);
+    for (size_t k = 0; k < NV; ++k) w[k] = hn::LoadU(df, uk[k] + c * CS);
     const float* vr = v + c * tbs;
     for (size_t r = 0; r < R; ++r) {
       const VF x = hn::Set(df, vr[r]);
@@ -199,22 +242,24 @@ HWY_INLINE void gemm_block(size_t C, const float* HWY_RESTRICT v, size_t tbs, co
     for (size_t k = 0; k < NV; ++k) hn::StoreU(acc[r][k], df, y + r * ldy + k * kL);
 }
 
-template <size_t NV>
+// CS: floats between the weight vectors of consecutive input channels.
+template <size_t NV, size_t CS = kPanel>
 void gemm_strip(size_t rows, size_t C, const float* v, size_t tbs, const float* u, size_t panel_stride, float* y,
                 size_t ldy, bool acc) {
   size_t r = 0;
-  for (; r + kRows <= rows; r += kRows) gemm_block<kRows, NV>(C, v + r, tbs, u, panel_stride, y + r * ldy, ldy, acc);
+  for (; r + kRows <= rows; r += kRows)
+    gemm_block<kRows, NV, CS>(C, v + r, tbs, u, panel_stride, y + r * ldy, ldy, acc);
   switch (rows - r) {
-    case 1: gemm_block<1, NV>(C, v + r, tbs, u, panel_stride, y + r * ldy, ldy, acc); break;
-    case 2: gemm_block<2, NV>(C, v + r, tbs, u, panel_stride, y + r * ldy, ldy, acc); break;
+    case 1: gemm_block<1, NV, CS>(C, v + r, tbs, u, panel_stride, y + r * ldy, ldy, acc); break;
+    case 2: gemm_block<2, NV, CS>(C, v + r, tbs, u, panel_stride, y + r * ldy, ldy, acc); break;
     case 3:
-      if constexpr (kRows > 3) gemm_block<3, NV>(C, v + r, tbs, u, panel_stride, y + r * ldy, ldy, acc);
+      if constexpr (kRows > 3) gemm_block<3, NV, CS>(C, v + r, tbs, u, panel_stride, y + r * ldy, ldy, acc);
       break;
     case 4:
-      if constexpr (kRows > 4) gemm_block<4, NV>(C, v + r, tbs, u, panel_stride, y + r * ldy, ldy, acc);
+      if constexpr (kRows > 4) gemm_block<4, NV, CS>(C, v + r, tbs, u, panel_stride, y + r * ldy, ldy, acc);
       break;
     case 5:
-      if constexpr (kRows > 5) gemm_block<5, NV>(C, v + r, tbs, u, panel_stride, y + r * ldy, ldy, acc);
+      if constexpr (kRows > 5) gemm_block<5, NV, CS>(C, v + r, tbs, u, panel_stride, y + r * ldy, ldy, acc);
       break;
     default: break;
   }
@@ -246,71 +291,260 @@ void gemms(const Conv2dParams& p, const Geom& g, const float* V, const float* U,
   }
 }
 
-// o = G g (3 points to 6), G as in the file comment.
-HWY_INLINE void g3(VF g0, VF g1, VF g2, VF* o) {
+// o = G' g (3 points to 6), G' = D^-1 G as in the lean path's comment below.
+HWY_INLINE void g3p(VF g0, VF g1, VF g2, VF* o) {
   const DF df;
-  const VF s = hn::Add(g0, g2);
-  const VF a = hn::MulAdd(hn::Set(df, 1.f / 24), g0, hn::Mul(hn::Set(df, 1.f / 6), g2));
-  const VF b = hn::Mul(hn::Set(df, 1.f / 12), g1);
-  o[0] = hn::Mul(hn::Set(df, 0.25f), g0);
-  o[1] = hn::Mul(hn::Set(df, -1.f / 6), hn::Add(s, g1));
-  o[2] = hn::Mul(hn::Set(df, -1.f / 6), hn::Sub(s, g1));
+  const VF s = hn::Add(g0, g2), a = hn::MulAdd(hn::Set(df, 4.f), g2, g0), b = hn::Add(g1, g1);
+  o[0] = g0;
+  o[1] = hn::Add(s, g1);
+  o[2] = hn::Sub(s, g1);
   o[3] = hn::Add(a, b);
   o[4] = hn::Sub(a, b);
   o[5] = g2;
 }
 
-// Lean path (few tiles): the packed weights are raw, R[Mp/16][C][9][16]; per strip of output
-// channels and block of kLeanC input channels, U = G g G^T goes into scratch (in the panel layout
-// the GEMM reads) and the 36 GEMMs accumulate into Y. Reads 9 instead of 36 floats per weight.
-void gemms_lean(const Conv2dParams& p, const Geom& g, const float* V, const float* R, size_t nt, size_t m0,
-                size_t mlen, float* Y, float* HWY_RESTRICT Ub) {
+// Lean path (few tiles): the packed weights are raw, R[Mp/16][C][9][16], and the weight transform
+// is fused into the GEMMs. G = D G' with G' = [1 0 0; 1 1 1; 1 -1 1; 1 2 4; 1 -2 4; 0 0 1] and
+// D = diag(kD): U = D (G' g G'^T) D, and since the GEMMs are linear in U the D D scaling of
+// position (i, j) is applied to Y in the output transform. One pass computes row i of U' = G' g G'^T
+// (6 vectors of output channels) for one input channel in registers and feeds it straight into the
+// 6 x TT accumulators of positions (i, 0..5) x TT tiles: U never goes to memory. With few tiles every
+// U' value is used only TT times anyway, and writing U to a scratch block and reading it back cost
+// more than the GEMM (ResNet stage 4: 60% of the time).
+inline constexpr float kD[6] = {1.f / 4, -1.f / 6, -1.f / 6, 1.f / 24, 1.f / 24, 1.f};
+// Tiles per fused pass: 6 x TT accumulators (AVX-512: 24 of 32 registers).
+constexpr size_t kTT = kL >= 16 ? 4 : 1;
+
+// Row I of G' g for one vector of output channels: gw points at the channel's 9 kernel values
+// (stride kPanel between them).
+template <size_t I>
+HWY_INLINE VF gp_row(const float* HWY_RESTRICT gw, size_t kw) {
   const DF df;
-  for (size_t mo = 0; mo < mlen; mo += kNV * kL) {
-    const size_t nv = std::min(kNV, (mlen - mo) / kL);
-    const size_t npan = nv * kL / kPanel;  // strips are whole panels (Mc and kNV * kL are)
+  if constexpr (I == 0) return hn::LoadU(df, gw + kw * kPanel);
+  if constexpr (I == 5) return hn::LoadU(df, gw + (6 + kw) * kPanel);
+  const VF g0 = hn::LoadU(df, gw + kw * kPanel), g1 = hn::LoadU(df, gw + (3 + kw) * kPanel),
+           g2 = hn::LoadU(df, gw + (6 + kw) * kPanel);
+  if constexpr (I == 1) return hn::Add(hn::Add(g0, g2), g1);
+  if constexpr (I == 2) return hn::Sub(hn::Add(g0, g2), g1);
+  const VF a = hn::MulAdd(hn::Set(df, 4.f), g2, g0), b = hn::Add(g1, g1);
+  if constexpr (I == 3) return hn::Add(a, b);
+  return hn::Sub(a, b);
+}
+
+// acc[j][tt] (+)= sum over cb input channels of V[(I, j)][c][tt] * U'[(I, j)][c] for TT tiles and
+// one vector of output channels. gw: raw weights at the first channel (stride 9 * kPanel per
+// channel); v: V at position (I, 0), first channel, first tile; y: Y at position (I, 0).
+// pf: the weights kLeanAhead blocks ahead at the first channel (nullptr: none); this pass, the
+// k-th of the block's 6, prefetches lines k and k + 6 of the 9 (64 B, one per kernel value) of each
+// channel into L2, so that the 6 passes together fetch that block while computing, spread out (one
+// burst of 288 prefetches per block stalled; without prefetches 7x7 maps take 1.35x as long).
+// Prefetches never fault (pf may run past the weights' end in a partial block).
+template <size_t I, size_t TT>
+HWY_NOINLINE void fused_pass(size_t cb, const float* HWY_RESTRICT gw, const float* HWY_RESTRICT v, size_t vx,
+                             size_t tbs, float* HWY_RESTRICT y, size_t ystride, size_t ldy, bool accumulate,
+                             const float* pf, size_t k) {
+  const DF df;
+  VF acc[6][TT];
+  for (size_t j = 0; j < 6; ++j)
+    for (size_t t = 0; t < TT; ++t)
+      acc[j][t] = accumulate ? hn::LoadU(df, y + j * ystride + t * ldy) : hn::Zero(df);
+  const float* vj[6];
+  for (size_t j = 0; j < 6; ++j) vj[j] = v + j * vx;
+  for (size_t c = 0; c < cb; ++c) {
+    const float* g = gw + c * 9 * kPanel;
+    if (pf) {
+      __builtin_prefetch(pf + (c * 9 + k) * kPanel, 0, 2);
+      if (k < 3) __builtin_prefetch(pf + (c * 9 + k + 6) * kPanel, 0, 2);
+    }
+    VF u[6];
+    g3p(gp_row<I>(g, 0), gp_row<I>(g, 1), gp_row<I>(g, 2), u);
+    const size_t off = c * tbs;
+    for (size_t j = 0; j < 6; ++j)
+      for (size_t t = 0; t < TT; ++t) acc[j][t] = hn::MulAdd(hn::Set(df, vj[j][off + t]), u[j], acc[j][t]);
+  }
+  for (size_t j = 0; j < 6; ++j)
+    for (size_t t = 0; t < TT; ++t) hn::StoreU(acc[j][t], df, y + j * ystride + t * ldy);
+}
+
+template <size_t TT>
+void fused_row(size_t i, size_t cb, const float* gw, const float* v, size_t vx, size_t tbs, float* y, size_t ystride,
+               size_t ldy, bool acc, const float* pf, size_t k) {
+  switch (i) {
+    case 0: fused_pass<0, TT>(cb, gw, v, vx, tbs, y, ystride, ldy, acc, pf, k); break;
+    case 1: fused_pass<1, TT>(cb, gw, v, vx, tbs, y, ystride, ldy, acc, pf, k); break;
+    case 2: fused_pass<2, TT>(cb, gw, v, vx, tbs, y, ystride, ldy, acc, pf, k); break;
+    case 3: fused_pass<3, TT>(cb, gw, v, vx, tbs, y, ystride, ldy, acc, pf, k); break;
+    case 4: fused_pass<4, TT>(cb, gw, v, vx, tbs, y, ystride, ldy, acc, pf, k); break;
+    default: fused_pass<5, TT>(cb, gw, v, vx, tbs, y, ystride, ldy, acc, pf, k); break;
+  }
+}
+
+// Y'[xi][r][0, mlen) = sum_c V[xi][c][r] U'[xi][c][m0 + ...] for the block's nt tiles, with U' made
+// on the fly from the raw weights R. Input channels go in blocks of kLeanC so that the block's raw
+// weights (kLeanC * 9 vectors) stay in L1 across the passes over tiles and rows; the sums are
+// stored and reloaded between blocks (exact, so the result is the one-pass sum).
+void gemms_lean(const Conv2dParams& p, const Geom& g, const float* V, const float* R, size_t nt, size_t m0,
+                size_t mlen, float* Y) {
+  const size_t ystride = nt * g.Mc + kPanel;
+  for (size_t mo = 0; mo < mlen; mo += kL) {
+    const size_t m = m0 + mo;
+    const float* panel = R + (m / kPanel) * p.C * 9 * kPanel + m % kPanel;
     for (size_t c0 = 0; c0 < p.C; c0 += kLeanC) {
       const size_t cb = std::min(kLeanC, p.C - c0);
-      const size_t pstride = cb * kPanel;  // Ub[xi][panel][c][16]
-      // Positions 64 B more than a multiple of 4 KiB apart, so that the 36 stores of one
-      // transform do not all fall into the same L1 set.
-      const size_t xstride = npan * pstride + kPanel;
+      const float* gw = panel + c0 * 9 * kPanel;
+      // Prefetch the weights kLeanAhead blocks ahead, in this panel or the next vector's.
+      const float* pf = nullptr;
+      const size_t ahead = c0 + kLeanAhead * kLeanC, c_blocks = round_up(p.C, kLeanC);
+      if (ahead < p.C) {
+        pf = panel + ahead * 9 * kPanel;
+      } else if (mo + kL < mlen && ahead - c_blocks < p.C) {
+        pf = R + ((m + kL) / kPanel) * p.C * 9 * kPanel + (ahead - c_blocks) * 9 * kPanel;
+      }
+      for (size_t r = 0; r < nt; r += kTT) {
+        const size_t tt = std::min(kTT, nt - r);
+        // Row 1 first: it reads all 9 weights of each channel, in order (rows 0 and 5 read 3).
+        constexpr size_t kOrder[6] = {1, 0, 2, 3, 4, 5};
+        for (size_t k = 0; k < 6; ++k) {
+          const size_t i = kOrder[k];
+          const float* v = V + i * 6 * g.vx + lean_row(g, c0) + r;
+          float* y = Y + i * 6 * ystride + r * g.Mc + mo;
+          const bool acc = c0 > 0;
+          if (tt == kTT) {
+            fused_row<kTT>(i, cb, gw, v, g.vx, g.TBs, y, ystride, g.Mc, acc, pf, k);
+          } else if constexpr (kTT > 1) {
+            if (tt == 1) fused_row<1>(i, cb, gw, v, g.vx, g.TBs, y, ystride, g.Mc, acc, pf, k);
+            if constexpr (kTT > 2)
+              if (tt == 2) fused_row<2>(i, cb, gw, v, g.vx, g.TBs, y, ystride, g.Mc, acc, pf, k);
+            if constexpr (kTT > 3)
+              if (tt == 3) fused_row<3>(i, cb, gw, v, g.vx, g.TBs, y, ystride, g.Mc, acc, pf, k);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Lean path for more tiles (a 14x14 map's 16 and up): the fused passes redo the transform per
+// group of kTT tiles, so here U' is transformed once per block of kLeanC input channels and strip
+// of output channels into per-thread scratch Ub[panel][c][xi][16], then the 36 GEMMs reuse each
+// U' vector over all the tiles. Y' as in gemms_lean. The 36 vectors of one transform go to 36
+// consecutive lines (not 36 streams 8 KiB apart: ~5% faster on 14x14 maps), the GEMMs read
+// them with a stride of 36 vectors per input channel.
+void gemms_lean_ub(const Conv2dParams& p, const Geom& g, const float* V, const float* R, size_t nt, size_t m0,
+                   size_t mlen, float* Y, float* HWY_RESTRICT Ub) {
+  const DF df;
+  const size_t ystride = nt * g.Mc + kPanel;
+  for (size_t mo = 0; mo < mlen; mo += kNV * kL) {
+    const size_t nv = std::min(kNV, (mlen - mo) / kL);
+    for (size_t c0 = 0; c0 < p.C; c0 += kLeanC) {
+      const size_t cb = std::min(kLeanC, p.C - c0);
+      const size_t pstride = cb * kPos * kPanel;
       for (size_t c = 0; c < cb; ++c)
         for (size_t k = 0; k < nv; ++k) {
           const size_t m = m0 + mo + k * kL;
           const float* gw = R + ((m / kPanel * p.C + c0 + c) * 9) * kPanel + m % kPanel;
           // The GEMMs between two weight blocks hide these reads from the hardware prefetcher:
-          // fetch the panel's weights kLeanPrefetch channels ahead (into the next block too).
+          // fetch the panel's weights kLeanPrefetch channels ahead (into the next block too), into
+          // L2 (prefetcht1 on x86: 5% faster than into L1 on 14x14 maps).
           if (c0 + c + kLeanPrefetch < p.C)
             for (size_t l = 0; l < 9 * kPanel; l += 64 / sizeof(float))
-              hwy::Prefetch(gw + kLeanPrefetch * 9 * kPanel + l);
-          VF col[3][6];  // col[kw][i] = (G g)[i][kw]
+              __builtin_prefetch(gw + kLeanPrefetch * 9 * kPanel + l, 0, 2);
+          VF col[3][6];  // col[kw][i] = (G' g)[i][kw]
           for (size_t kw = 0; kw < 3; ++kw)
-            g3(hn::LoadU(df, gw + kw * kPanel), hn::LoadU(df, gw + (3 + kw) * kPanel),
-               hn::LoadU(df, gw + (6 + kw) * kPanel), col[kw]);
-          float* ub = Ub + (k * kL / kPanel) * pstride + c * kPanel + (k * kL) % kPanel;
+            g3p(hn::LoadU(df, gw + kw * kPanel), hn::LoadU(df, gw + (3 + kw) * kPanel),
+                hn::LoadU(df, gw + (6 + kw) * kPanel), col[kw]);
+          float* ub = Ub + (k * kL / kPanel) * pstride + c * kPos * kPanel + (k * kL) % kPanel;
           for (size_t i = 0; i < 6; ++i) {
             VF u[6];
-            g3(col[0][i], col[1][i], col[2][i], u);
-            for (size_t j = 0; j < 6; ++j) hn::StoreU(u[j], df, ub + (i * 6 + j) * xstride);
+            g3p(col[0][i], col[1][i], col[2][i], u);
+            for (size_t j = 0; j < 6; ++j) hn::StoreU(u[j], df, ub + (i * 6 + j) * kPanel);
           }
         }
       for (size_t xi = 0; xi < kPos; ++xi) {
-        const float* v = V + xi * g.vx + c0 * g.TBs;
-        const float* u = Ub + xi * xstride;
-        float* y = Y + xi * (nt * g.Mc + kPanel) + mo;
+        const float* v = V + xi * g.vx + lean_row(g, c0);
+        const float* u = Ub + xi * kPanel;
+        float* y = Y + xi * ystride + mo;
         const bool acc = c0 > 0;
+        constexpr size_t kCS = kPos * kPanel;
         if (nv == kNV) {
-          gemm_strip<kNV>(nt, cb, v, g.TBs, u, pstride, y, g.Mc, acc);
+          gemm_strip<kNV, kCS>(nt, cb, v, g.TBs, u, pstride, y, g.Mc, acc);
         } else if constexpr (kNV > 1) {
-          if (nv == 1) gemm_strip<1>(nt, cb, v, g.TBs, u, pstride, y, g.Mc, acc);
+          if (nv == 1) gemm_strip<1, kCS>(nt, cb, v, g.TBs, u, pstride, y, g.Mc, acc);
           if constexpr (kNV > 2)
-            if (nv == 2) gemm_strip<2>(nt, cb, v, g.TBs, u, pstride, y, g.Mc, acc);
+            if (nv == 2) gemm_strip<2, kCS>(nt, cb, v, g.TBs, u, pstride, y, g.Mc, acc);
           if constexpr (kNV > 3)
-            if (nv == 3) gemm_strip<3>(nt, cb, v, g.TBs, u, pstride, y, g.Mc, acc);
+            if (nv == 3) gemm_strip<3, kCS>(nt, cb, v, g.TBs, u, pstride, y, g.Mc, acc);
         }
       }
     }
+  }
+}
+
+// Lean path's input transform of channels [c_begin, c_end) (whole blocks of kLeanC), all tiles,
+// vectorised over tiles by gathering each lane's 6x6 patch (a 7x7 map has 4 tiles, a 14x14 one
+// 16, whatever the map width): a table holds the 36 input offsets of each lane and the padding
+// masks, then for every channel the patches are gathered, transformed in registers (B^T d B) and
+// stored as whole vectors into V[xi][c][tile]. When T is a power of two below the vector width,
+// one vector holds the tiles of G = kL / T channels: G consecutive V rows, one store (a 7x7 map:
+// 4 channels per gather instead of 4 useful lanes out of 16). Otherwise chunks of kL tiles.
+// Lanes past the last tile or channel read offset 0 under a zero mask.
+// tab: 2 * 36 * kL floats (int32 offsets, then the masks as all-ones / zero bit patterns).
+void input_transform_lean(const Conv2dParams& p, const Geom& g, const float* in, size_t c_begin, size_t c_end,
+                          float* HWY_RESTRICT V, float* HWY_RESTRICT tab) {
+  const DF df;
+  const hn::RebindToSigned<DF> di;
+  int32_t* offs = reinterpret_cast<int32_t*>(tab);
+  int32_t* masks = offs + kPos * kL;
+  const size_t hw = p.H * p.W;
+  const size_t G = (g.T & (g.T - 1)) == 0 && 2 * g.T <= kL ? kL / g.T : 1;  // channels per vector
+  const size_t lt = G > 1 ? g.T : kL;                                        // tiles per vector
+  // Lane l: channel c + l / lt, tile q0 + l % lt; `nc` channels left from c.
+  const auto fill = [&](size_t q0, size_t nc) {
+    for (size_t l = 0; l < kL; ++l) {
+      const size_t cs = l / lt, t = q0 + l % lt;
+      const size_t n = t / (g.th * g.tw), ty = t / g.tw % g.th, tx = t % g.tw;
+      for (size_t y = 0; y < 6; ++y)
+        for (size_t x = 0; x < 6; ++x) {
+          const ptrdiff_t iy = static_cast<ptrdiff_t>(4 * ty + y) - static_cast<ptrdiff_t>(p.pad_top);
+          const ptrdiff_t ix = static_cast<ptrdiff_t>(4 * tx + x) - static_cast<ptrdiff_t>(p.pad_left);
+          const bool ok = t < g.T && cs < nc && iy >= 0 && iy < static_cast<ptrdiff_t>(p.H) && ix >= 0 &&
+                          ix < static_cast<ptrdiff_t>(p.W);
+          // lean() guarantees that N * C * H * W fits int32.
+          offs[(y * 6 + x) * kL + l] =
+              ok ? static_cast<int32_t>((n * p.C + cs) * hw + static_cast<size_t>(iy) * p.W + static_cast<size_t>(ix))
+                 : 0;
+          masks[(y * 6 + x) * kL + l] = ok ? -1 : 0;
+        }
+    }
+  };
+  // Chunks of tiles from the last: a chunk's whole-vector stores may run past the row's T tiles
+  // into the next row (written after it for this chunk, and for the chunks before), or, after
+  // the last row of a block of kLeanC channels (or G rows past the last channel, zeros), into the
+  // block's slack. Blocks belong to one task.
+  for (size_t q0 = G > 1 ? 0 : round_up(g.T, kL) - kL;; q0 -= kL) {
+    fill(q0, G);
+    for (size_t c = c_begin; c < c_end; c += G) {
+      if (c + G > c_end) fill(q0, c_end - c);  // the last vector of channels (G > 1 only)
+      const float* plane = in + c * hw;
+      VF t[6][6];  // t[i][x] = (B^T d)[i][x]
+      for (size_t x = 0; x < 6; ++x) {
+        VF d[6], o[6];
+        for (size_t y = 0; y < 6; ++y) {
+          const size_t k = (y * 6 + x) * kL;
+          d[y] = hn::And(hn::GatherIndex(df, plane, hn::LoadU(di, offs + k)),
+                         hn::BitCast(df, hn::LoadU(di, masks + k)));
+        }
+        bt6(d, o);
+        for (size_t i = 0; i < 6; ++i) t[i][x] = o[i];
+      }
+      float* vc = V + lean_row(g, c) + q0;
+      for (size_t i = 0; i < 6; ++i) {
+        VF o[6];
+        bt6(t[i], o);
+        for (size_t j = 0; j < 6; ++j) hn::StoreU(o[j], df, vc + (i * 6 + j) * g.vx);
+      }
+    }
+    if (q0 == 0) break;
   }
 }
 
@@ -325,8 +559,9 @@ HWY_INLINE void copy_row(float* HWY_RESTRICT dst, const float* HWY_RESTRICT src,
 
 // Output transform + epilogue of the block's tiles [t_begin, t_begin + nt), channels [m0, m0 + mlen).
 // stage: 4 * kL floats (residual/output rows in channel-major order) + kL (bias).
+// scaled: Y holds the lean path's Y', to be multiplied by kD[i] kD[j] at position (i, j).
 void output_transform(const Conv2dParams& p, const Geom& g, const float* Y, size_t t_begin, size_t nt, size_t m0,
-                      size_t mlen, float* out, float* HWY_RESTRICT stage) {
+                      size_t mlen, bool scaled, float* out, float* HWY_RESTRICT stage) {
   const DF df;
   const Epilogue& ep = p.ep;
   const size_t ohw = p.OH * p.OW;
@@ -351,6 +586,8 @@ void output_transform(const Conv2dParams& p, const Geom& g, const float* Y, size
       for (size_t j = 0; j < 6; ++j) {
         VF col[6], o[4];
         for (size_t i = 0; i < 6; ++i) col[i] = hn::LoadU(df, y + (i * 6 + j) * (nt * g.Mc + kPanel));
+        if (scaled)
+          for (size_t i = 0; i < 6; ++i) col[i] = hn::Mul(col[i], hn::Set(df, kD[i] * kD[j]));
         at6(col, o);
         for (size_t a = 0; a < 4; ++a) s[a][j] = o[a];
       }
@@ -377,23 +614,43 @@ void output_transform(const Conv2dParams& p, const Geom& g, const float* Y, size
 void winograd_impl(const Conv2dParams& p, const float* in, const float* U, float* out, float* scratch,
                    const Parallel* par) {
   const Geom g = geom(p);
+  if (g.shared > 0) {
+    // Lean: transform the input once into the shared V (tasks over input channels), then GEMMs
+    // and output transform per chunk of output channels.
+    float* V = scratch;
+    par->run(g.n_cc, [&](size_t task, size_t thread) {
+      float* tab = scratch + g.shared + thread * g.per_thread + g.y_floats;
+      const size_t c0 = task * kLeanC;
+      input_transform_lean(p, g, in, c0, std::min(p.C, c0 + kLeanC), V, tab);
+    });
+    par->run(g.n_mc, [&](size_t mc, size_t thread) {
+      float* Y = scratch + g.shared + thread * g.per_thread;
+      float* Ub = Y + g.y_floats + g.tab_floats;
+      float* stage = Ub + g.ub_floats;
+      const size_t m0 = mc * g.Mc, mlen = std::min(g.Mc, g.Mp - m0);
+      // The fused passes need the 32 registers of AVX-512 (6 x 4 accumulators): with 16
+      // (kTT = 1) they redo the transform per tile, 1.7-2.4x slower than the Ub GEMMs (AVX2, 7x7).
+      if (g.T < kFusedTiles && kTT >= 4) {
+        gemms_lean(p, g, V, U, g.T, m0, mlen, Y);
+      } else {
+        gemms_lean_ub(p, g, V, U, g.T, m0, mlen, Y, Ub);
+      }
+      output_transform(p, g, Y, 0, g.T, m0, mlen, true, out, stage);
+    });
+    return;
+  }
   par->run(g.n_tb * g.n_mc, [&](size_t task, size_t thread) {
     const size_t b = task / g.n_mc, mc = task % g.n_mc;
     const size_t t_begin = b * g.TB, nt = std::min(g.TB, g.T - t_begin);
     const size_t m0 = mc * g.Mc, mlen = std::min(g.Mc, g.Mp - m0);
     float* V = scratch + thread * g.per_thread;
     float* Y = V + g.v_floats;
-    float* Ub = Y + g.y_floats;
-    float* P = Ub + g.u_floats;
+    float* P = Y + g.y_floats;
     float* Tv = P + 6 * g.Wb;
     float* stage = Tv + 6 * g.Wb;
     input_transform(p, g, in, t_begin, t_begin + nt, V, P, Tv);
-    if (g.u_floats > 0) {
-      gemms_lean(p, g, V, U, nt, m0, mlen, Y, Ub);
-    } else {
-      gemms(p, g, V, U, nt, m0, mlen, Y);
-    }
-    output_transform(p, g, Y, t_begin, nt, m0, mlen, out, stage);
+    gemms(p, g, V, U, nt, m0, mlen, Y);
+    output_transform(p, g, Y, t_begin, nt, m0, mlen, false, out, stage);
   });
 }
 
@@ -447,8 +704,19 @@ void pack_winograd_weights(const Conv2dParams& p, const float* w, float* packed)
     }
 }
 
+bool winograd_packing_is_exact(const Conv2dParams& p) { return wino_detail::lean(p); }
+
+void unpack_winograd_weights(const Conv2dParams& p, const float* packed, float* w) {
+  using namespace wino_detail;  // NOLINT
+  for (size_t m = 0; m < p.M; ++m)
+    for (size_t c = 0; c < p.C; ++c)
+      for (size_t t = 0; t < 9; ++t)
+        w[(m * p.C + c) * 9 + t] = packed[((m / kPanel * p.C + c) * 9 + t) * kPanel + m % kPanel];
+}
+
 size_t winograd_scratch_floats(const Conv2dParams& p, size_t threads) {
-  return std::max<size_t>(threads, 1) * wino_detail::geom(p).per_thread;
+  const wino_detail::Geom g = wino_detail::geom(p);
+  return g.shared + std::max<size_t>(threads, 1) * g.per_thread;
 }
 
 void winograd_conv3x3(const Conv2dParams& p, const float* in, const float* w_packed, float* out, float* scratch,

@@ -11,22 +11,44 @@
 // 57-91 to 140-300 GFLOP/s in direct-conv terms (FMA peak 101-117 in the same conditions).
 //
 // Algorithm, per block of tiles (a tile = 4x4 outputs from a 6x6 input patch):
-//  1. input transform V = B^T d B, vectorised over tiles along a tile row (LoadInterleaved4 takes
-//     the stride-4 columns apart), into V[36][C][tiles] in per-thread scratch;
+//  1. input transform V = B^T d B into V[36][C][tiles];
 //  2. 36 GEMMs Y[xi][tile][m] = sum_c V[xi][c][tile] * U[xi][c][m], register-blocked and
 //     vectorised over OUTPUT channels (tiny maps still fill the vectors: a 7x7 map has 4 tiles);
 //  3. output transform A^T Y A, vectorised over output channels, then bias + residual +
 //     activation, written to NCHW (StoreInterleaved4 turns channel vectors into pixel rows).
-// Blocks of tiles are sized so V and Y stay in cache; threads split over tile blocks and, for
-// small maps, over output-channel chunks, never over C: results do not depend on the thread count.
+// Threads split over tile blocks and output-channel chunks, never over C: results do not depend
+// on the thread count.
 //
-// Two weight layouts, chosen by the batch's tile count (the packing and the kernel agree):
-//  - >= 32 tiles: U precomputed at plan time (4x the 3x3 weights), read once per tile block;
-//  - <  32 tiles (7x7 and 14x14 maps at batch 1): the raw weights, repacked (1x), transformed
-//    per run in blocks of 32 input channels just before their GEMMs. With so few tiles every
-//    run streams all of U once and memory traffic sets the time: reading 9 instead of 36 floats
-//    per weight costs the same (ResNet stage 4: 3.0 vs 2.9 ms, within 10% on 14x14 maps) and
-//    saves 3x the weights of those layers (85 MiB on VGG-16, 106 MiB on ResNet-18).
+// Two paths, chosen by the batch's tile count T (the packing and the kernel agree):
+//  - precomputed (T > 64, or T * C > 32768): U transformed at plan time (4x the 3x3 weights),
+//    read once per block of tiles sized so V and Y stay in cache; the input transform is
+//    vectorised along a tile row (LoadInterleaved4 takes the stride-4 columns apart);
+//  - lean (T <= 64 and T * C <= 32768: 7x7, 13x13, 14x14 and 28x28 maps at batch 1, 7x7 at batch
+//    8): the packed weights are the raw ones in panels of 16 output channels (1x; the model keeps
+//    only this copy, unpack_winograd_weights gives the raw ones back), transformed per run. With
+//    few tiles every run streams all the weights once and reuses each U value only T times, so
+//    memory traffic and the transforms set the time, not the GEMM shape:
+//     * the input is transformed once per run into a V shared by all tasks (split over input
+//       channels), vectorised over tiles by gathering each lane's 6x6 patch (a tile row of a
+//       7x7 map has 2 tiles: the row-wise transform wasted 7/8 of each vector and cost 25-40%);
+//     * U' = G' g G'^T with the integer G' = D^-1 G (D = diag(1/4, -1/6, -1/6, 1/24, 1/24, 1)),
+//       D D applied to Y in the output transform (the GEMMs are linear in U): 7 adds per
+//       6-point transform instead of 10 multiplies and adds;
+//     * T < 12 (7x7 maps) on AVX-512: the weight transform is fused into the GEMM; a pass makes
+//       row i of U' for one input channel in registers and feeds it straight into 6 x 4
+//       accumulators (positions (i, 0..5) x 4 tiles). Writing U to scratch and reading it back
+//       cost more than the GEMM itself (ResNet stage 4: 60% of the time). With 16 registers
+//       (AVX2, SSE4, NEON) the passes would hold 1 tile and redo the transform per tile: those
+//       targets take the next path for every T;
+//     * T >= 12: U' is transformed once per block of 32 input channels x 64 output channels into
+//       L2-resident scratch and the GEMMs reuse each vector over all T tiles (the fused passes
+//       would redo the transform per group of 4 tiles: slower from ~12 tiles on).
+//    Measured at 1 thread (ResNet-18 per layer, `convoy bench --per-op`, against the previous
+//    lean path in the same minutes): stage 4 (7x7, 512 ch) 2.4 -> 1.2-1.4 ms (165-190 GFLOP/s in
+//    direct-conv terms), stage 3 (14x14, 256 ch) 1.7 -> 1.03-1.10 ms (210-225), stage 2 (28x28,
+//    128 ch, precomputed before) 1.0 -> 0.8 ms; at batch 8 stage 4 11.3-12.2 -> 8.3 ms. The lean
+//    layers hold 1x weights instead of raw + packed (ResNet-18: 87 -> 47 MiB held at batch 1,
+//    189 -> 81 MiB at batch 8).
 #pragma once
 #include <cstddef>
 
@@ -37,11 +59,15 @@ namespace convoy::kernels {
 // Shapes the kernel handles: 3x3, stride 1, dilation 1, group 1 (any pads, any N/C/M/H/W).
 bool winograd_applicable(const Conv2dParams& p);
 
-// Packed weights, zero past M: for >= 32 tiles U[36][ceil(M/16)][C][16], transformed in double
-// at plan time (for each transform position the GEMM reads 16-channel panels contiguously);
-// for fewer tiles the raw weights as R[ceil(M/16)][C][9][16]. The layout depends on N, H, W.
+// Packed weights, zero past M: precomputed, U[36][ceil(M/16)][C][16], transformed in double at
+// plan time (for each transform position the GEMM reads 16-channel panels contiguously); lean,
+// the raw weights as R[ceil(M/16)][C][9][16]. The layout depends on N, H, W.
 size_t winograd_packed_weight_floats(const Conv2dParams& p);
 void pack_winograd_weights(const Conv2dParams& p, const float* w, float* packed);
+// True when the packed weights are the raw ones rearranged (the lean path):
+// unpack_winograd_weights then gives the ONNX-layout weights back, bit for bit.
+bool winograd_packing_is_exact(const Conv2dParams& p);
+void unpack_winograd_weights(const Conv2dParams& p, const float* packed, float* w);
 
 // Scratch for `threads` workers (per-thread transformed-input and GEMM-output blocks).
 size_t winograd_scratch_floats(const Conv2dParams& p, size_t threads);

@@ -9,6 +9,7 @@
 #include "runtime/error.h"
 #include "runtime/ir.h"
 #include "runtime/plan.h"
+#include "runtime/weight_store.h"
 
 namespace convoy {
 
@@ -67,6 +68,10 @@ class OpContext {
   TensorLoc loc(size_t input) const;
   TensorLoc temp(size_t floats);                   // arena tensor used by later steps of this op
   TensorLoc keep_const(std::shared_ptr<const std::vector<float>> data);  // packed weights
+  // keep_const() for the packed form of constant input `input`, which `unpack` turns back into
+  // the raw values exactly: when this node is the constant's only reader, the model then holds
+  // the packed copy only (runtime/weight_store.h).
+  TensorLoc keep_packed(size_t input, std::shared_ptr<const std::vector<float>> data, WeightStore::Unpack unpack);
   Step& emit(std::string op, std::vector<TensorLoc> in, std::vector<TensorLoc> out, StepFn fn,
              size_t scratch_floats = 0, double flops = 0);
 

@@ -152,6 +152,7 @@ TensorLoc OpContext::loc(size_t input) const {
     l.cptr = v.constant->f32();
     // Constants made at plan time are owned by the planner's values: the plan keeps them.
     planner_.plan_.keep_alive.push_back(v.constant);
+    if (planner_.store_ && graph_.is_const(node_.inputs[input])) planner_.store_->pin(node_.inputs[input]);
     return l;
   }
   if (v.dtype != DType::kFloat32)
@@ -166,8 +167,19 @@ TensorLoc OpContext::temp(size_t floats) {
   return l;
 }
 
+TensorLoc OpContext::keep_packed(size_t input, std::shared_ptr<const std::vector<float>> data, WeightStore::Unpack unpack) {
+  if (!is_const(input)) fail("internal: keep_packed of a runtime input");
+  if (planner_.cache_) data = planner_.cache_->intern(node_.name, std::move(data));
+  const std::string& name = node_.inputs[input];
+  auto uses = planner_.uses_.find(name);
+  if (planner_.store_ && graph_.is_const(name) && uses != planner_.uses_.end() && uses->second == 1)
+    planner_.pending_release_.push_back({name, data, std::move(unpack)});
+  return keep_const(std::move(data));
+}
+
 TensorLoc OpContext::keep_const(std::shared_ptr<const std::vector<float>> data) {
-  // Another session's plan may already hold these exact packed bytes: use that copy.
+  // Another session's plan may already hold these exact packed bytes: use that copy (interning
+  // what intern() returned finds itself at once).
   if (planner_.cache_) data = planner_.cache_->intern(node_.name, std::move(data));
   planner_.plan_.packed_bytes += data->size() * sizeof(float);
   TensorLoc l;
@@ -278,11 +290,21 @@ void Planner::run_node(const Node& n, bool fold_only, bool* folded) {
       convoy::fail(str_cat(graph_.where(n), ": input '", name, "' is not available"));
     }
     if (fold_only && !it->second.constant) return;
+    // A constant the model holds in packed form only: rebuilt for as long as this plan needs it.
+    if (store_ && store_->released(name) && it->second.constant && it->second.constant->bytes.empty())
+      it->second.constant = store_->restore(name);
     in.push_back(&it->second);
   }
   const size_t first_step = plan_.steps.size(), first_buffer = plan_.buffers.size();
   OpContext ctx(*this, graph_, n, std::move(in));
+  pending_release_.clear();
   def->plan(ctx);
+  // The node packed a constant nobody else reads: keep only the packed copy from now on.
+  for (PendingRelease& r : pending_release_) {
+    store_->release(r.name, std::move(r.packed), std::move(r.unpack));
+    if (store_->released(r.name)) values_[r.name].constant = graph_.constants.at(r.name);
+  }
+  pending_release_.clear();
   for (size_t i = 0; i < ctx.out_.size(); ++i)
     if (ctx.output_used(i) && !ctx.out_set_[i]) ctx.fail(str_cat("internal: output #", i, " was not defined"));
   for (size_t s = first_step; s < plan_.steps.size(); ++s)
@@ -321,6 +343,7 @@ Plan Planner::build(const std::vector<Shape>& input_shapes) {
   const std::string& model = graph_.model_path;
   if (input_shapes.size() != graph_.inputs.size())
     convoy::fail(str_cat(model, ": expected ", graph_.inputs.size(), " inputs, got ", input_shapes.size()));
+  uses_ = graph_.use_counts();
   for (const auto& kv : graph_.constants) {
     PValue v;
     v.dtype = kv.second->dtype;

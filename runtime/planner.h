@@ -9,6 +9,7 @@
 #include "runtime/op_context.h"
 #include "runtime/plan.h"
 #include "runtime/weight_cache.h"
+#include "runtime/weight_store.h"
 
 namespace convoy {
 
@@ -16,8 +17,10 @@ class Planner {
  public:
   // `threads`: the pool size the plan runs with (per-thread scratch is sized for it).
   // `cache`: the model's packed-weight cache (shared by its sessions), or null.
-  explicit Planner(const Graph& g, size_t threads = 1, WeightCache* cache = nullptr)
-      : graph_(g), threads_(threads), cache_(cache) {}
+  // `store`: the model's weight store (constants held in packed form only), or null; the caller
+  // serialises planners sharing one store.
+  explicit Planner(const Graph& g, size_t threads = 1, WeightCache* cache = nullptr, WeightStore* store = nullptr)
+      : graph_(g), threads_(threads), cache_(cache), store_(store) {}
 
   // Full plan for these input shapes (one per graph input, in order).
   Plan build(const std::vector<Shape>& input_shapes);
@@ -39,6 +42,14 @@ class Planner {
   const Graph& graph_;
   size_t threads_ = 1;
   WeightCache* cache_ = nullptr;
+  WeightStore* store_ = nullptr;
+  struct PendingRelease {
+    std::string name;
+    WeightStore::Packed packed;
+    WeightStore::Unpack unpack;
+  };
+  std::vector<PendingRelease> pending_release_;  // of the node being planned
+  std::map<std::string, int> uses_;              // readers of each value (graph outputs count)
   Plan plan_;
   std::map<std::string, PValue> values_;
 };

@@ -28,6 +28,7 @@ class WeightCache {
         it = list.erase(it);
         continue;
       }
+      if (held == data) return held;
       if (held->size() == data->size() &&
           (data->empty() || std::memcmp(held->data(), data->data(), data->size() * sizeof(float)) == 0))
         return held;

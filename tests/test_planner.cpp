@@ -14,6 +14,7 @@
 
 #include "convoy/convoy.hpp"
 #include "importer/pipeline.h"
+#include "runtime/api/model_impl.h"
 #include "passes/graph_builder.h"
 
 using namespace convoy;
@@ -518,5 +519,80 @@ TEST_CASE("session: constants made at plan time outlive the planner") {
     std::vector<float> want = x.values();
     for (float& v : want) v *= 2.5f;
     check_close(y[0].values(), want, 0.0);
+  }
+}
+
+TEST_CASE("weight store: packed conv weights replace the raw ones, rebuilt exactly for new plans") {
+  // Three convs, each weight read by one node: plain (packed-A panels), grouped (group 2), and a
+  // 3x3/2 conv to a 3x3 map with M = 64, K = 576 (the transposed small-map layout), a 3x3/1 conv
+  // with C = 64, M = 16 (Winograd, raw weights rearranged for its per-run transform); plus two
+  // 1x1 convs sharing one initializer, which must stay raw. Outputs are checked against naive
+  // convolutions for batch sizes and thread counts that make new plans after the raw copies are gone.
+  const auto wa = random_floats(8 * 4 * 9, 21, -0.3f, 0.3f);    // [8, 4, 3, 3]
+  const auto wg = random_floats(64 * 4 * 9, 22, -0.3f, 0.3f);   // [64, 4, 3, 3], group 2 on 8 channels
+  const auto wt = random_floats(64 * 64 * 9, 23, -0.1f, 0.1f);  // [64, 64, 3, 3], stride 2
+  const auto ws = random_floats(64 * 64, 24, -0.1f, 0.1f);      // shared [64, 64, 1, 1]
+  const auto ww = random_floats(16 * 64 * 9, 25, -0.1f, 0.1f);  // [16, 64, 3, 3], Winograd
+  onnx::GraphProto* g = nullptr;
+  onnx::ModelProto m = new_model(&g);
+  set_value_info(g->add_input(), "x", {-1, 4, 5, 5});
+  set_value_info(g->add_output(), "y", {-1, 64, 3, 3});
+  set_value_info(g->add_output(), "z", {-1, 64, 5, 5});
+  set_value_info(g->add_output(), "v", {-1, 16, 5, 5});
+  set_float_tensor(g->add_initializer(), "wa", {8, 4, 3, 3}, wa);
+  set_float_tensor(g->add_initializer(), "wg", {64, 4, 3, 3}, wg);
+  set_float_tensor(g->add_initializer(), "wt", {64, 64, 3, 3}, wt);
+  set_float_tensor(g->add_initializer(), "ws", {64, 64, 1, 1}, ws);
+  set_float_tensor(g->add_initializer(), "ww", {16, 64, 3, 3}, ww);
+  add_ints_attr(add_node(g, "Conv", {"x", "wa"}, "a"), "pads", {1, 1, 1, 1});
+  auto* grouped = add_node(g, "Conv", {"a", "wg"}, "b");
+  add_ints_attr(grouped, "pads", {1, 1, 1, 1});
+  add_int_attr(grouped, "group", 2);
+  auto* strided = add_node(g, "Conv", {"b", "wt"}, "y");
+  add_ints_attr(strided, "pads", {1, 1, 1, 1});
+  add_ints_attr(strided, "strides", {2, 2});
+  add_node(g, "Conv", {"b", "ws"}, "s1");
+  add_node(g, "Conv", {"s1", "ws"}, "z");
+  add_ints_attr(add_node(g, "Conv", {"b", "ww"}, "v"), "pads", {1, 1, 1, 1});
+  auto model = model_from_proto(m, "store.onnx");
+  const WeightStore& store = model->impl().store;
+
+  auto reference = [&](const std::vector<float>& x, int64_t n) {
+    const auto a = naive_conv2d(x, {n, 4, 5, 5}, wa, {8, 4, 3, 3}, nullptr, 1, 1);
+    const auto b = naive_conv2d(a, {n, 8, 5, 5}, wg, {64, 4, 3, 3}, nullptr, 1, 1, 2);
+    const auto y = naive_conv2d(b, {n, 64, 5, 5}, wt, {64, 64, 3, 3}, nullptr, 2, 1);
+    const auto s1 = naive_conv2d(b, {n, 64, 5, 5}, ws, {64, 64, 1, 1}, nullptr, 1, 0);
+    const auto z = naive_conv2d(s1, {n, 64, 5, 5}, ws, {64, 64, 1, 1}, nullptr, 1, 0);
+    return std::make_tuple(y, z, naive_conv2d(b, {n, 64, 5, 5}, ww, {16, 64, 3, 3}, nullptr, 1, 1));
+  };
+  for (int threads : {1, 3}) {
+    CAPTURE(threads);
+    Session session(model, {.threads = threads});
+    for (int64_t batch : {1, 4, 2}) {
+      CAPTURE(batch);
+      const Shape xs = {batch, 4, 5, 5};
+      Tensor x(xs, random_floats(numel(xs), 30 + static_cast<uint32_t>(batch)));
+      const auto out = session.run({x});
+      REQUIRE(out.size() == 3);
+      const auto [y, z, v] = reference(x.values(), batch);
+      check_close(out[0].values(), y);
+      check_close(out[1].values(), z);
+      check_close(out[2].values(), v, 1e-4);  // Winograd's error bound is looser than im2col's
+      // Each packed weight is the model's only copy from the first plan on; the shared one stays.
+      CHECK(store.released("wa"));
+      CHECK(store.released("wg"));
+      CHECK(store.released("wt"));
+      CHECK(store.released("ww"));
+      CHECK_FALSE(store.released("ws"));
+      CHECK(model->impl().graph.constant("wa")->bytes.empty());
+      CHECK(store.released_bytes() == (wa.size() + wg.size() + wt.size() + ww.size()) * sizeof(float));
+    }
+  }
+  // The rebuilt values are the original ones, bit for bit.
+  for (const auto& [name, want] : {std::pair{"wa", &wa}, std::pair{"wg", &wg}, std::pair{"wt", &wt}, std::pair{"ww", &ww}}) {
+    CAPTURE(name);
+    const ConstPtr raw = store.restore(name);
+    REQUIRE(static_cast<size_t>(raw->numel()) == want->size());
+    CHECK(std::equal(want->begin(), want->end(), raw->f32()));
   }
 }

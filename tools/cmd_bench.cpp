@@ -401,8 +401,9 @@ int bench_main(const std::vector<std::string>& argv) {
     for (size_t i = 0; i < samples.size(); ++i) std::printf("%s%.4f", i ? ", " : "", samples[i]);
     std::printf("],\n  \"throughput_images_per_s\": %.3f,\n  \"gflops_per_run\": %.6f,\n  \"gflop_per_s\": %.3f,\n",
                 images_per_s, plan.flops * 1e-9, gflops_per_s);
-    std::printf("  \"peak_rss_bytes\": %zu,\n  \"arena_bytes\": %zu,\n  \"weight_bytes\": %zu,\n  \"steps\": %zu", rss,
-                plan.arena_bytes, plan.weight_bytes, plan.steps.size());
+    std::printf("  \"peak_rss_bytes\": %zu,\n  \"arena_bytes\": %zu,\n  \"weight_bytes\": %zu,\n"
+                "  \"held_weight_bytes\": %zu,\n  \"steps\": %zu",
+                rss, plan.arena_bytes, plan.weight_bytes, plan.held_weight_bytes, plan.steps.size());
     if (per_op) {
       std::printf(",\n  \"per_op\": [");
       for (size_t i = 0; i < ops.size(); ++i) {
@@ -431,8 +432,9 @@ int bench_main(const std::vector<std::string>& argv) {
   std::printf("throughput   %.2f images/s\n", images_per_s);
   std::printf("compute      %.4f GFLOPs per run, %.2f GFLOP/s effective (direct-conv FLOPs at the median)\n",
               plan.flops * 1e-9, gflops_per_s);
-  std::printf("peak RSS     %.1f MiB (arena %.1f MiB, weights %.1f MiB)\n", double(rss) / (1 << 20),
-              double(plan.arena_bytes) / (1 << 20), double(plan.weight_bytes) / (1 << 20));
+  std::printf("peak RSS     %.1f MiB (arena %.1f MiB, weights %.1f MiB, held as %.1f MiB raw + packed)\n",
+              double(rss) / (1 << 20), double(plan.arena_bytes) / (1 << 20), double(plan.weight_bytes) / (1 << 20),
+              double(plan.held_weight_bytes) / (1 << 20));
   if (per_op) {
     int w_op = 2, w_fused = 5, w_node = 4;
     for (const auto& s : plan.steps) {

@@ -95,6 +95,7 @@ int inspect_main(const std::vector<std::string>& argv) {
   std::printf("  vs sum of intermediates %s\n", mib(plan.intermediate_bytes).c_str());
   std::printf("  vs live lower bound     %s\n", mib(plan.live_bound_bytes).c_str());
   std::printf("weights       %s\n", mib(plan.weight_bytes).c_str());
+  std::printf("  held now as %s (raw weights not only packed + packed copies)\n", mib(plan.held_weight_bytes).c_str());
   return 0;
 }
 

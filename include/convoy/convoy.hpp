@@ -120,7 +120,8 @@ struct PlanInfo {
   size_t arena_bytes = 0;          // size of the one arena
   size_t intermediate_bytes = 0;   // sum of all intermediate tensors (no reuse)
   size_t live_bound_bytes = 0;     // max over steps of the bytes live at once
-  size_t weight_bytes = 0;
+  size_t weight_bytes = 0;          // the model's float weights as loaded
+  size_t held_weight_bytes = 0;     // weights held now: raw ones not (only) packed + packed copies
   double flops = 0;
 };
 

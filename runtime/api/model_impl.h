@@ -12,14 +12,23 @@
 #include "runtime/plan.h"
 #include "runtime/thread_pool.h"
 #include "runtime/weight_cache.h"
+#include "runtime/weight_store.h"
 
 namespace convoy {
 
 struct Model::Impl {
-  Graph graph;  // optimised; immutable after load
+  Graph graph;  // optimised; after load only `store` changes it (raw constants made hollow)
   std::vector<TensorInfo> inputs, outputs;
   size_t weight_bytes = 0;       // float constants of the graph
   mutable WeightCache packed;    // packed weights of all sessions' plans, each held once
+  mutable std::mutex plan_mu;    // one planner at a time (they share `store`)
+  mutable WeightStore store{&graph.constants};  // constants held in packed form only
+
+  // Bytes of weights held now: raw constants not released + every packed copy.
+  size_t held_weight_bytes() const {
+    std::lock_guard<std::mutex> lock(plan_mu);
+    return weight_bytes - store.released_bytes() + packed.bytes();
+  }
 };
 
 struct Session::Impl {

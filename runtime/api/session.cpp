@@ -38,10 +38,14 @@ const Plan& Session::Impl::plan_for(const Model& model, const std::vector<Shape>
   auto it = plans.find(shapes);
   if (it != plans.end()) return *it->second;
   const Graph& g = model.impl().graph;
-  Planner planner(g, pool->threads(), &model.impl().packed);
-  auto plan = std::make_unique<Plan>(planner.build(shapes));
+  std::unique_ptr<Plan> plan;
+  {
+    std::lock_guard<std::mutex> lock(model.impl().plan_mu);
+    Planner planner(g, pool->threads(), &model.impl().packed, &model.impl().store);
+    plan = std::make_unique<Plan>(planner.build(shapes));
+  }
   // Overflow-safe: each term is below 2^40 elements (checked_numel), so the sum fits size_t.
-  const size_t weights = model.impl().weight_bytes + plan->packed_bytes;
+  const size_t weights = model.impl().held_weight_bytes();
   if (max_memory > 0 && plan->arena_bytes + weights > max_memory)
     fail(str_cat(g.model_path, ": the plan for input ", shapes_str(shapes), " needs ", bytes_str(plan->arena_bytes + weights),
                  " (arena ", bytes_str(plan->arena_bytes), " + weights ", bytes_str(weights),
@@ -178,6 +182,7 @@ PlanInfo Session::plan_info(const std::vector<std::vector<int64_t>>& input_shape
   info.live_bound_bytes = plan.live_bound_bytes;
   info.flops = plan.flops;
   info.weight_bytes = model_->impl().weight_bytes;
+  info.held_weight_bytes = model_->impl().held_weight_bytes();
   return info;
 }
 

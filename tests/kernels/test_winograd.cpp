@@ -1,8 +1,10 @@
 // Winograd F(4x4, 3x3) against the naive double reference (tests/reference/conv2d_ref.h): odd
 // map sizes, pads, channel counts around the 16-channel panels, batch 2, every epilogue, every
 // compiled target, 1 vs 3 threads bit-identical; plus the documented error bound. Batches of
-// fewer than 32 tiles take the lean path (weights transformed per run), the others the
-// precomputed one: the cases cover both.
+// few tiles take the lean path (raw weights, transformed per run: fused passes below 12 tiles,
+// a transformed block in scratch from 12 to 64), the others the precomputed one: the cases cover
+// all three (lean and precomputed counted), and the lean packing's unpacking gives the weights
+// back bit for bit.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -30,9 +32,11 @@ namespace {
 // by its transforms (B^T d reaches 10x the input, A^T's coefficients 8 per dimension): 15-25x
 // more on the same data (RMS error 1.3e-5 vs 1.9e-6 at C = 64, output RMS 7.8).
 // Measured over these cases and all compiled targets (seed 20240611): 20-75 on maps of <= 5000
-// outputs, up to 175 on C = 512, 7x7 (weights transformed in fp32 by the lean path) and 232 on
-// the 57600 outputs of C = 256, 30x30: about 1.3e-3 absolute against outputs of RMS 16 (8e-5
-// relative). The max grows with the number of outputs sampled; kErrC = 500 leaves 2.1x room.
+// outputs, up to ~230 on the large ones (57600 outputs of C = 256, 30x30: about 1.3e-3 absolute
+// against outputs of RMS 16, 8e-5 relative); the max grows with the number of outputs sampled.
+// Per path: lean (weights transformed in fp32 per run, with the integer G' and the D D scaling
+// of Y, see kernels/winograd.h) up to 189, precomputed (weights transformed in double) up to 230.
+// kErrC = 500 leaves 2.1x room.
 constexpr double kErrC = 500.0;
 
 struct Case {
@@ -85,6 +89,12 @@ double run_case(const Case& cs, std::mt19937& rng) {
 
   std::vector<float> packed(kernels::winograd_packed_weight_floats(p));
   kernels::pack_winograd_weights(p, w.data(), packed.data());
+  if (kernels::winograd_packing_is_exact(p)) {
+    // The model keeps only this copy: unpacking must give the weights back bit for bit.
+    std::vector<float> back(w.size(), std::numeric_limits<float>::quiet_NaN());
+    kernels::unpack_winograd_weights(p, packed.data(), back.data());
+    CHECK(std::memcmp(back.data(), w.data(), w.size() * sizeof(float)) == 0);
+  }
   std::vector<float> got[2];
   const size_t threads[2] = {1, 3};
   for (int t = 0; t < 2; ++t) {
@@ -129,19 +139,34 @@ const Case kCases[] = {
     {1, 256, 30, 30, 64, 1, 1, 1, 1, true, true, Activation::kRelu},     // several tile blocks
     {1, 100, 6, 6, 80, 1, 1, 1, 1, true, true, Activation::kRelu},       // lean: channel-block tail
     {1, 512, 7, 7, 512, 1, 1, 1, 1, true, true, Activation::kRelu},      // lean: ResNet stage 4
-    {8, 64, 7, 7, 64, 1, 1, 1, 1, true, false, Activation::kRelu},       // 32 tiles: precomputed
-    {1, 32, 23, 23, 130, 1, 1, 1, 1, true, true, Activation::kRelu},    // precomputed, channel chunks
+    {8, 64, 7, 7, 64, 1, 1, 1, 1, true, false, Activation::kRelu},       // lean, 32 tiles: Ub GEMMs
+    {1, 32, 23, 23, 130, 1, 1, 1, 1, true, true, Activation::kRelu},    // lean, 36 tiles, strip tail
+    {8, 64, 17, 17, 64, 1, 1, 1, 1, true, false, Activation::kRelu},     // 200 tiles: precomputed
+    {1, 32, 40, 40, 130, 1, 1, 1, 1, true, true, Activation::kRelu},    // precomputed, channel chunks
+    {1, 600, 30, 30, 32, 1, 1, 1, 1, true, true, Activation::kRelu},     // 64 tiles x 600 channels: precomputed
+    {1, 256, 14, 14, 64, 1, 1, 1, 1, true, true, Activation::kRelu},     // lean: ResNet stage 3 (16 tiles)
+    {1, 48, 13, 13, 40, 1, 1, 1, 1, true, false, Activation::kRelu},     // lean: AlexNet's 13x13 maps
+    {1, 20, 2, 124, 24, 1, 1, 1, 1, false, true, Activation::kNone},     // lean: 31 tiles, two gather chunks
+    {1, 37, 7, 7, 20, 1, 1, 1, 1, true, true, Activation::kNone},        // lean: 4 channels per gather, tail of 1
 };
 
 }  // namespace
 
 TEST_CASE("winograd: F(4x4,3x3) against the naive reference, every target, 1 vs 3 threads") {
   std::mt19937 rng(kernel_test::test_seed("winograd"));
-  double worst = 0;
+  double worst[2] = {0, 0};  // precomputed, lean
+  size_t count[2] = {0, 0};
   kernel_test::for_each_target([&](const char*) {
-    for (const Case& c : kCases) worst = std::max(worst, run_case(c, rng));
+    for (const Case& c : kCases) {
+      const int lean = kernels::winograd_packing_is_exact(params(c)) ? 1 : 0;
+      worst[lean] = std::max(worst[lean], run_case(c, rng));
+      ++count[lean];
+    }
   });
-  MESSAGE("winograd: max error ", worst, " x sqrt(9C) eps (bound ", kErrC, ")");
+  CHECK(count[0] > 0);
+  CHECK(count[1] > 0);
+  MESSAGE("winograd: max error ", worst[0], " (precomputed U) / ", worst[1], " (lean) x sqrt(9C) eps (bound ", kErrC,
+          ")");
 }
 
 TEST_CASE("winograd: pads 0-2 on each side, map sizes 1-9") {
