@@ -1,10 +1,14 @@
 // Max/average pooling (NCHW) and global pooling. One task per (n, c) plane.
 // Per output row: the valid input rows of the window are reduced vertically into a row buffer
-// (vector over input columns), the columns outside the input are filled with the identity
-// (-inf / 0), then each output reduces KW entries of that buffer (vector over output columns for
-// stride 1). Row-wise this is separable and exact: max/sum over the valid rectangle.
+// (vector over input columns), whose columns outside the input hold the identity (-inf / 0),
+// then each output reduces KW entries of that buffer, vector over output columns: stride 1
+// plain loads, stride 2 de-interleaved loads (the 3x3/2 pools of ResNet and AlexNet), other
+// strides gathers. Row-wise this is separable and exact: max/sum over the valid rectangle.
+// Column counts (empty-window check, average divisor) depend on the column only and are set
+// once per plane.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include "kernels/pool2d.h"
@@ -82,98 +86,163 @@ void pool_plane_direct(const Pool2dParams& p, const float* src, float* dst) {
   }
 }
 
+// One vector of taps p[i*S], i < lanes: S = 1 a plain load, S = 2 de-interleaved from two loads
+// (ConcatEven), other strides (S = 0) a gather through the index table idx (i * stride).
+template <size_t S>
+HWY_INLINE VF load_taps(const DF d, const float* p, const int32_t* idx) {
+  if constexpr (S == 1) {
+    (void)idx;
+    return hn::LoadU(d, p);
+  } else if constexpr (S == 2) {
+    (void)idx;
+#if HWY_TARGET == HWY_SCALAR
+    return hn::LoadU(d, p);  // one lane
+#else
+    return hn::ConcatEven(d, hn::LoadU(d, p + hn::Lanes(d)), hn::LoadU(d, p));
+#endif
+  } else {
+    const hn::RebindToSigned<DF> di;
+    return hn::GatherIndex(d, p, hn::LoadU(di, idx));
+  }
+}
+
+// Vertical pass: r[x] = max/sum over the n valid window rows s0 + k*rstride, x < nx.
+// The last partial vector is recomputed overlapping the previous one (same values), so
+// nothing is read or written outside [0, nx).
+template <bool kMaxOp>
+HWY_INLINE void vertical_pass(const float* s0, size_t rstride, size_t n, size_t nx, float* HWY_RESTRICT r) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  auto col = [&](size_t x) {
+    const float* s = s0 + x;
+    VF a = hn::LoadU(d, s);
+    for (size_t k = 1; k < n; ++k) {
+      const VF b = hn::LoadU(d, s + k * rstride);
+      a = kMaxOp ? hn::Max(a, b) : hn::Add(a, b);
+    }
+    hn::StoreU(a, d, r + x);
+  };
+  if (nx >= L) {
+    size_t x = 0;
+    for (; x + L <= nx; x += L) col(x);
+    if (x < nx) col(nx - L);
+    return;
+  }
+  for (size_t x = 0; x < nx; ++x) {
+    float a = s0[x];
+    for (size_t k = 1; k < n; ++k) a = kMaxOp ? std::max(a, s0[x + k * rstride]) : a + s0[x + k * rstride];
+    r[x] = a;
+  }
+}
+
+// Horizontal pass over one row buffer: o[t] = reduce_kw row[t*stride + kw*dil], t < nout, then
+// max: empty windows (column count 0) -> lowest; avg: divided by colcnt[t] * hcount.
+// Like the vertical pass, a partial last vector overlaps the previous one; rows shorter than a
+// vector go through tmp. Reads stay below max(span, stride*(L-1) + wspan) + 1 (see pool_plane).
+template <size_t S, bool kMaxOp>
+void horizontal_pass(const float* row, size_t stride, size_t KW, size_t dil, const float* colcnt, bool any_empty,
+                     float hcount, const int32_t* idx, size_t nout, float* o) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  const size_t step = S == 0 ? stride : S;
+  auto vec = [&](size_t t) {
+    const float* base = row + t * step;
+    VF acc = load_taps<S>(d, base, idx);
+    for (size_t kw = 1; kw < KW; ++kw) {
+      const VF v = load_taps<S>(d, base + kw * dil, idx);
+      acc = kMaxOp ? hn::Max(acc, v) : hn::Add(acc, v);
+    }
+    if (kMaxOp) {
+      if (any_empty) acc = hn::IfThenElse(hn::Eq(hn::LoadU(d, colcnt + t), hn::Zero(d)), hn::Set(d, kLowest), acc);
+    } else {
+      const VF c = hn::Mul(hn::LoadU(d, colcnt + t), hn::Set(d, hcount));
+      acc = hn::IfThenZeroElse(hn::Eq(c, hn::Zero(d)), hn::Div(acc, hn::Max(c, hn::Set(d, 1.f))));
+    }
+    return acc;
+  };
+  if (nout >= L) {
+    size_t t = 0;
+    for (; t + L <= nout; t += L) hn::StoreU(vec(t), d, o + t);
+    if (t < nout) hn::StoreU(vec(nout - L), d, o + nout - L);
+    return;
+  }
+  HWY_ALIGN float tmp[kMaxLanes];
+  hn::Store(vec(0), d, tmp);
+  std::copy(tmp, tmp + nout, o);
+}
+
+template <bool kMaxOp>
+void horizontal_dispatch(const float* row, size_t stride, size_t KW, size_t dil, const float* colcnt, bool any_empty,
+                         float hcount, const int32_t* idx, size_t nout, float* o) {
+  switch (stride) {
+    case 1: horizontal_pass<1, kMaxOp>(row, stride, KW, dil, colcnt, any_empty, hcount, idx, nout, o); break;
+    case 2: horizontal_pass<2, kMaxOp>(row, stride, KW, dil, colcnt, any_empty, hcount, idx, nout, o); break;
+    default: horizontal_pass<0, kMaxOp>(row, stride, KW, dil, colcnt, any_empty, hcount, idx, nout, o); break;
+  }
+}
+
+// Output columns are cut into chunks whose input span fits the row buffer; per chunk the
+// column counts and the identity fill of the columns outside the input are set once, then
+// every output row takes one vertical and one horizontal pass.
 void pool_plane(const Pool2dParams& p, const float* src, float* dst) {
   const DF d;
   const size_t L = hn::Lanes(d);
   const bool is_max = p.kind == PoolKind::kMax;
   const ptrdiff_t H = static_cast<ptrdiff_t>(p.H), W = static_cast<ptrdiff_t>(p.W);
   const ptrdiff_t pt = static_cast<ptrdiff_t>(p.pad_top), pl = static_cast<ptrdiff_t>(p.pad_left);
+  const size_t s = p.stride_w;
   const size_t wspan = (p.KW - 1) * p.dil_w + 1;
   const float fill = is_max ? -std::numeric_limits<float>::infinity() : 0.f;
-  // Output columns per chunk so that the input span (+ one vector of overread) fits the buffer.
-  const size_t ob = std::min(p.OW, (kRowBuf - kMaxLanes - wspan) / p.stride_w + 1);
+  // s*(ob-1) + wspan + 1 <= kRowBuf (pool2d_impl checks that one output fits).
+  const size_t ob = std::min(p.OW, (kRowBuf - wspan - 1) / s + 1);
   HWY_ALIGN float row[kRowBuf];
-  HWY_ALIGN float cnt[kRowBuf];
-  HWY_ALIGN float tmp[kMaxLanes];
-  for (size_t oh = 0; oh < p.OH; ++oh) {
-    float* orow = dst + oh * p.OW;
-    const ptrdiff_t hs = static_cast<ptrdiff_t>(oh * p.stride_h) - pt;
-    size_t kh_lo = hs < 0 ? static_cast<size_t>((-hs + static_cast<ptrdiff_t>(p.dil_h) - 1) / static_cast<ptrdiff_t>(p.dil_h)) : 0;
-    const size_t hvalid = count_in(hs, p.KH, p.dil_h, 0, H);
-    if (hvalid == 0) {
-      std::fill(orow, orow + p.OW, is_max ? kLowest : 0.f);
-      continue;
+  HWY_ALIGN float colcnt[kRowBuf + kMaxLanes];
+  HWY_ALIGN int32_t idx[kMaxLanes];
+  for (size_t i = 0; i < L; ++i) idx[i] = static_cast<int32_t>(i * s);
+  for (size_t ow0 = 0; ow0 < p.OW; ow0 += ob) {
+    const size_t nout = std::min(ob, p.OW - ow0);
+    const ptrdiff_t xs = static_cast<ptrdiff_t>(ow0 * s) - pl;
+    const size_t span = (nout - 1) * s + wspan;
+    // Highest row index a horizontal pass reads + 1 (full vectors of a short chunk read past
+    // span; the stride-2 de-interleave reads one float past the last tap).
+    const size_t read_end = std::max(span, s * (L - 1) + wspan) + 1;
+    const ptrdiff_t x_lo = std::clamp<ptrdiff_t>(xs, 0, W), x_hi = std::clamp<ptrdiff_t>(xs + static_cast<ptrdiff_t>(span), x_lo, W);
+    std::fill(row, row + (x_lo - xs), fill);
+    std::fill(row + (x_hi - xs), row + read_end, fill);
+    float* r = row + (x_lo - xs);
+    const size_t nx = static_cast<size_t>(x_hi - x_lo);
+    // Per-output column counts: valid columns (max: empty-window check) or the divisor's column
+    // factor (avg).
+    bool any_empty = false;
+    for (size_t t = 0; t < nout; ++t) {
+      const ptrdiff_t ws = xs + static_cast<ptrdiff_t>(t * s);
+      const size_t c = (is_max || !p.count_include_pad)
+                           ? count_in(ws, p.KW, p.dil_w, 0, W)
+                           : count_in(ws, p.KW, p.dil_w, -pl, W + static_cast<ptrdiff_t>(p.pad_right));
+      colcnt[t] = static_cast<float>(c);
+      any_empty |= c == 0;
     }
-    const size_t hcount = p.count_include_pad
-                              ? count_in(hs, p.KH, p.dil_h, -pt, H + static_cast<ptrdiff_t>(p.pad_bottom))
-                              : hvalid;
-    for (size_t ow0 = 0; ow0 < p.OW; ow0 += ob) {
-      const size_t nout = std::min(ob, p.OW - ow0);
-      const ptrdiff_t xs = static_cast<ptrdiff_t>(ow0 * p.stride_w) - pl;
-      const size_t span = (nout - 1) * p.stride_w + wspan;
-      // Vertical pass over the in-input part [x_lo, x_hi) of the span.
-      const ptrdiff_t x_lo = std::clamp<ptrdiff_t>(xs, 0, W), x_hi = std::clamp<ptrdiff_t>(xs + static_cast<ptrdiff_t>(span), x_lo, W);
-      std::fill(row, row + (x_lo - xs), fill);
-      std::fill(row + (x_hi - xs), row + span + kMaxLanes, fill);
-      float* r = row + (x_lo - xs);
-      const size_t nx = static_cast<size_t>(x_hi - x_lo);
-      for (size_t k = 0; k < hvalid; ++k) {
-        const float* s = src + (hs + static_cast<ptrdiff_t>((kh_lo + k) * p.dil_h)) * W + x_lo;
-        size_t x = 0;
-        if (k == 0) {
-          std::copy(s, s + nx, r);
-          continue;
-        }
-        for (; x + L <= nx; x += L) {
-          const VF a = hn::LoadU(d, r + x), b = hn::LoadU(d, s + x);
-          hn::StoreU(is_max ? hn::Max(a, b) : hn::Add(a, b), d, r + x);
-        }
-        for (; x < nx; ++x) r[x] = is_max ? std::max(r[x], s[x]) : r[x] + s[x];
+    std::fill(colcnt + nout, colcnt + nout + L, 1.f);  // lanes past the row end of a short row
+    for (size_t oh = 0; oh < p.OH; ++oh) {
+      float* o = dst + oh * p.OW + ow0;
+      const ptrdiff_t hs = static_cast<ptrdiff_t>(oh * p.stride_h) - pt;
+      const size_t kh_lo = hs < 0 ? static_cast<size_t>((-hs + static_cast<ptrdiff_t>(p.dil_h) - 1) / static_cast<ptrdiff_t>(p.dil_h)) : 0;
+      const size_t hvalid = count_in(hs, p.KH, p.dil_h, 0, H);
+      if (hvalid == 0) {
+        std::fill(o, o + nout, is_max ? kLowest : 0.f);
+        continue;
       }
-      // Per-output counts: valid columns (max: empty-window check) or the divisor (avg).
-      for (size_t t = 0; t < nout; ++t) {
-        const ptrdiff_t ws = xs + static_cast<ptrdiff_t>(t * p.stride_w);
-        size_t c;
-        if (is_max || !p.count_include_pad) {
-          c = count_in(ws, p.KW, p.dil_w, 0, W) * (is_max ? 1 : hcount);
-        } else {
-          c = count_in(ws, p.KW, p.dil_w, -pl, W + static_cast<ptrdiff_t>(p.pad_right)) * hcount;
-        }
-        cnt[t] = static_cast<float>(c);
-      }
-      std::fill(cnt + nout, cnt + nout + L, 1.f);  // lanes past the row end of the last vector
-      // Horizontal pass.
-      float* o = orow + ow0;
-      size_t t = 0;
-      if (p.stride_w == 1) {
-        for (; t < nout; t += L) {
-          VF acc = hn::LoadU(d, row + t);
-          for (size_t kw = 1; kw < p.KW; ++kw) {
-            const VF v = hn::LoadU(d, row + t + kw * p.dil_w);  // < span + L: inside row[]
-            acc = is_max ? hn::Max(acc, v) : hn::Add(acc, v);
-          }
-          const VF c = hn::LoadU(d, cnt + t);
-          const auto empty = hn::Eq(c, hn::Zero(d));
-          acc = is_max ? hn::IfThenElse(empty, hn::Set(d, kLowest), acc)
-                       : hn::IfThenZeroElse(empty, hn::Div(acc, hn::Max(c, hn::Set(d, 1.f))));
-          if (t + L <= nout) {
-            hn::StoreU(acc, d, o + t);
-          } else {
-            hn::Store(acc, d, tmp);
-            std::copy(tmp, tmp + (nout - t), o + t);
-          }
-        }
+      const size_t hcount = p.count_include_pad
+                                ? count_in(hs, p.KH, p.dil_h, -pt, H + static_cast<ptrdiff_t>(p.pad_bottom))
+                                : hvalid;
+      const float* s0 = src + (hs + static_cast<ptrdiff_t>(kh_lo * p.dil_h)) * W + x_lo;
+      const size_t rstride = p.dil_h * p.W;
+      if (is_max) {
+        vertical_pass<true>(s0, rstride, hvalid, nx, r);
+        horizontal_dispatch<true>(row, s, p.KW, p.dil_w, colcnt, any_empty, 1.f, idx, nout, o);
       } else {
-        for (; t < nout; ++t) {
-          const float* rw = row + t * p.stride_w;
-          float acc = rw[0];
-          for (size_t kw = 1; kw < p.KW; ++kw) acc = is_max ? std::max(acc, rw[kw * p.dil_w]) : acc + rw[kw * p.dil_w];
-          if (cnt[t] == 0.f) {
-            o[t] = is_max ? kLowest : 0.f;
-          } else {
-            o[t] = is_max ? acc : acc / cnt[t];
-          }
-        }
+        vertical_pass<false>(s0, rstride, hvalid, nx, r);
+        horizontal_dispatch<false>(row, s, p.KW, p.dil_w, colcnt, false, static_cast<float>(hcount), idx, nout, o);
       }
     }
   }
@@ -183,7 +252,9 @@ void pool_plane(const Pool2dParams& p, const float* src, float* dst) {
 
 void pool2d_impl(const Pool2dParams& p, const float* in, float* out, const Parallel* par) {
   if (p.N * p.C == 0 || p.OH == 0 || p.OW == 0) return;
-  const bool fits = (p.KW - 1) * p.dil_w + 1 + kMaxLanes < kRowBuf;
+  // The row buffer must hold one full vector of outputs (see pool_plane's read_end).
+  const size_t wspan = (p.KW - 1) * p.dil_w + 1;
+  const bool fits = p.stride_w * kMaxLanes + wspan + 1 <= kRowBuf;
   par->run(p.N * p.C, [&](size_t plane, size_t /*thread*/) {
     const float* src = in + plane * p.H * p.W;
     float* dst = out + plane * p.OH * p.OW;
