@@ -14,6 +14,7 @@
 #include "importer/onnx_wire.h"
 #include "onnx/onnx_pb.h"
 #include "runtime/error.h"
+#include "runtime/huge_pages.h"
 
 namespace convoy {
 namespace {
@@ -80,7 +81,7 @@ void read_external(const ReadCtx& ctx, const onnx::TensorProto& t, size_t expect
       expect > static_cast<uint64_t>(st.st_size) - static_cast<uint64_t>(offset))
     fail(str_cat(what, ": external data range (offset ", offset, ", ", expect, " bytes) runs past the end of '",
                  location, "' (", st.st_size, " bytes)"));
-  out.resize(expect);
+  resize_for_weights(out, expect);
   size_t done = 0;
   while (done < expect) {
     ssize_t r = ::pread(f.fd, out.data() + done, expect - done, offset + static_cast<off_t>(done));
@@ -113,7 +114,7 @@ ConstPtr convert_tensor(const ReadCtx& ctx, onnx::TensorProto& t, const std::str
     if (raw->length != bytes)
       fail(str_cat(what, ": raw_data holds ", raw->length, " bytes but shape ", shape_str(c->shape), " of ",
                    dtype_name(c->dtype), " needs ", bytes));
-    c->bytes.resize(bytes);
+    resize_for_weights(c->bytes, bytes);
     size_t done = 0;
     while (done < bytes) {
       const ssize_t r = ::pread(ctx.fd, c->bytes.data() + done, bytes - done, static_cast<off_t>(raw->offset + done));

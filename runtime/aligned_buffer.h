@@ -1,10 +1,13 @@
 // A 64-byte aligned heap buffer (arena, fold scratch). Contents are uninitialised: every
-// tensor in it is written by a step before it is read.
+// tensor in it is written by a step before it is read. Large buffers ask for huge pages
+// (runtime/huge_pages.h) before their first touch.
 #pragma once
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+
+#include "runtime/huge_pages.h"
 
 namespace convoy {
 
@@ -32,6 +35,7 @@ class AlignedBuffer {
     p_ = static_cast<char*>(std::aligned_alloc(64, rounded == 0 ? 64 : rounded));
     if (!p_) throw std::bad_alloc();
     n_ = rounded;
+    if (n_ >= kHugePageMinBytes) advise_huge_pages(p_, n_);
   }
   char* data() { return p_; }
   size_t size() const { return n_; }
