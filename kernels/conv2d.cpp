@@ -4,15 +4,19 @@
 //  - depthwise (group == C == M): direct vectorised loops over output columns, one plane per task;
 //  - general: im2col of a tile of output pixels straight into the GEMM's packed-B panel layout in
 //    per-thread scratch (no second copy), then a single-thread GEMM of packed A x packed B on that
-//    tile; one task per (image, group, pixel tile[, row block of the output channels when there
-//    are fewer tiles than threads]);
+//    tile; one task per (image, group, pixel tile[, row block of the output channels: plan_tiles
+//    balances the two splits for few threads]). The gather stages each input channel's rows
+//    zero-padded, so every tap is a vector copy (de-interleave for strides 2 and 4) even on
+//    7- and 14-pixel rows;
 //  - transposed (maps under 64 pixels, not a multiple of 16, M >= 64, K >= 512, group 1: ResNet
 //    stage 4 at 7x7): out^T[pixels][M] = col^T * W^T with the weights packed as the GEMM's B operand, so the
-//    vectors run over output channels, then transposed into NCHW with the residual/activation.
+//    vectors run over output channels, then transposed into NCHW with the residual/activation;
+//    its col^T is gathered from staged rows too and packed in parallel.
 // Packed weights: per group, the [Mg][Cg*KH*KW] weight matrix in the GEMM's packed-A panel
 // layout (kernels/gemm.h), packed once at plan time (transposed path: W^T in the packed-B
 // layout); depthwise weights stay in the ONNX layout.
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "kernels/conv2d.h"
@@ -69,6 +73,52 @@ inline size_t pixel_tile(const Conv2dParams& p, size_t threads) {
   return std::min(ohw, round_up(div_up(ohw, tiles), 16));
 }
 
+// How the im2col path splits its work: tiles of P pixels, and each tile's output channels in
+// row parts of `rows` (a multiple of mr; each part gathers the tile itself).
+struct TilePlan {
+  size_t P, rows;
+};
+
+// Up to 4 threads with few tasks (batch 1): the tile count (from the single-thread one to 4 per
+// thread more) and row split (1-4 parts) whose greedy run in task order ends soonest, by a cost
+// of (pixels rounded to 16) x (share of the rows) + gathering (~1/8 of a whole tile) + a fixed
+// part; ResNet-50's stem on 2 threads: 16 tiles of 784 pixels, not 15 of 848; 14x14 maps with
+// K = 2304: 3 tiles of 80 pixels x 2 row parts. More threads: pixel_tile, and row parts only
+// when there are fewer tiles than threads.
+inline constexpr size_t kTileSearchMaxThreads = 4;
+inline TilePlan plan_tiles(const Conv2dParams& p, size_t threads, size_t mr) {
+  const size_t ohw = p.OH * p.OW, Mg = p.M / p.group, jobs = p.N * p.group;
+  const size_t P1 = pixel_tile(p, 1), tiles1 = div_up(ohw, P1);
+  TilePlan tp{pixel_tile(p, threads), round_up(Mg, mr)};
+  if (threads > 1 && threads <= kTileSearchMaxThreads && jobs * tiles1 < 16 * threads) {
+    size_t best = SIZE_MAX;
+    for (size_t t = tiles1; t <= tiles1 + 4 * threads && (t == tiles1 || t <= ohw / 32); ++t) {
+      const size_t P = std::min(P1, round_up(div_up(ohw, t), 16)), n_tiles = div_up(ohw, P);
+      for (size_t parts = 1; parts <= 4 && parts <= div_up(Mg, mr); ++parts) {
+        const size_t rows = round_up(div_up(Mg, parts), mr), m_parts = div_up(Mg, rows);
+        size_t load[kTileSearchMaxThreads] = {};
+        for (size_t task = 0; task < jobs * n_tiles * m_parts; ++task) {
+          const size_t tile = task / m_parts % n_tiles, part = task % m_parts;
+          const size_t np = std::min(P, ohw - tile * P), r = std::min(rows, Mg - part * rows);
+          *std::min_element(load, load + threads) += round_up(np, 16) * 8 * r / Mg + np + 16;
+        }
+        const size_t span = *std::max_element(load, load + threads);
+        if (span < best) {
+          best = span;
+          tp = TilePlan{P, rows};
+        }
+      }
+    }
+    return tp;
+  }
+  const size_t n_tiles = div_up(ohw, tp.P);
+  // Fewer tiles than threads (deep layers with small maps at batch 1): split the output
+  // channels too; each part re-gathers its tile, which is cheap next to its GEMM.
+  if (jobs * n_tiles < threads)
+    tp.rows = round_up(div_up(Mg, std::min(div_up(threads, jobs * n_tiles), div_up(Mg, mr))), mr);
+  return tp;
+}
+
 // GEMM of one group: A = weights, B = col (rows of length ldb), C = output (leading dim ldc).
 inline GemmParams group_gemm(const Conv2dParams& p, size_t cols, size_t ldb, size_t ldc) {
   GemmParams g;
@@ -101,27 +151,57 @@ inline size_t dw_plane_floats(const Conv2dParams& p) {
   return round_up(g.ph * p.stride_w * g.rs + kMaxLanes, 16);
 }
 
-// Per-thread scratch of the im2col path: one packed col tile (panel widths are multiples of the
-// lanes, so K * round_up(P, kMaxLanes) bounds it on every target).
-inline size_t im2col_per_thread(const Conv2dParams& p) {
-  return round_up(kdim(p) * round_up(pixel_tile(p, 1), kMaxLanes), 16);
+// im2col stages the input rows a pixel tile reads as zero-padded rows (one input channel at a
+// time): every tap of a run of output pixels is then a copy without bounds checks, whole vectors
+// even on 7- and 14-pixel rows. Row r of the stage is padded row y0 + r (y = ih + pad_top), rs
+// floats: columns x = iw + pad_left in [0, pw), then slack for the vector de-interleave of
+// strides 2 and 4 (reads up to sw vectors past the last column a pixel needs).
+struct RowGeom {
+  size_t pw, rs, rows;
+};
+inline RowGeom row_geom(const Conv2dParams& p, size_t P) {
+  RowGeom g{};
+  g.pw = (p.OW - 1) * p.stride_w + (p.KW - 1) * p.dil_w + 1;
+  const size_t slack = (p.stride_w == 2 || p.stride_w == 4 ? p.stride_w : 1) * kMaxLanes;
+  g.rs = round_up(g.pw + slack, 16);
+  // P consecutive pixels span at most P / OW + 2 output rows.
+  g.rows = (P / p.OW + 1) * p.stride_h + (p.KH - 1) * p.dil_h + 1;
+  return g;
 }
 
-// Scratch of the transposed path, in order: col [K][ohw] (im2col only), packed A (col^T),
+// Per-thread scratch of the im2col path: one packed col tile (panel widths are multiples of the
+// lanes, so K * round_up(P, kMaxLanes) bounds it on every target) plus a vector of slack for the
+// emulated masked stores of the narrower targets, then the staged input rows.
+inline size_t im2col_col_floats(const Conv2dParams& p) {
+  return round_up(kdim(p) * round_up(pixel_tile(p, 1), kMaxLanes) + kMaxLanes, 16);
+}
+inline size_t im2col_per_thread(const Conv2dParams& p) {
+  const RowGeom g = row_geom(p, pixel_tile(p, 1));
+  return im2col_col_floats(p) + round_up(g.rows * g.rs, 16);
+}
+
+// Scratch of the transposed path, in order: col [K][lcol] (im2col only; rows of lcol >= ohw +
+// a vector, so that a row's last partial vector stays inside the row), packed A (col^T),
 // out^T [round_up(ohw, kMaxLanes)][ldc] (rows past ohw are read by the transposing gathers, never
-// used), and per thread a staging row of kMaxLanes floats. ldc is 64 B more than a multiple of
-// 64 B so that the rows one gather touches do not all fall into the same L1 set (M = 2048:
-// 8 KiB apart).
+// used), and per thread a staging row of kMaxLanes floats and the staged input rows of one
+// channel (row_geom). ldc is 64 B more than a multiple of 64 B so that the rows one gather
+// touches do not all fall into the same L1 set (M = 2048: 8 KiB apart).
 struct TrGeom {
-  size_t col = 0, a = 0, ct = 0, ldc = 0, stage = kMaxLanes;
+  size_t col = 0, lcol = 0, a = 0, ct = 0, ldc = 0, stage = kMaxLanes, rows = 0;
 };
 inline TrGeom tr_geom(const Conv2dParams& p) {
   TrGeom g;
   const size_t ohw = p.OH * p.OW, K = kdim(p);
-  g.col = conv_path(p) == ConvPath::kPointwise ? 0 : round_up(K * ohw, 16);
+  const bool pointwise = conv_path(p) == ConvPath::kPointwise;
+  g.lcol = round_up(ohw + kMaxLanes, 16);
+  g.col = pointwise ? 0 : K * g.lcol;
   g.a = round_up(gemm_packed_a_floats(ohw, K), 16);
   g.ldc = round_up(p.M, 16) + 16;
   g.ct = round_up(ohw, kMaxLanes) * g.ldc;
+  if (!pointwise) {
+    const RowGeom rg = row_geom(p, ohw);
+    g.rows = round_up(rg.rows * rg.rs, 16);
+  }
   return g;
 }
 
@@ -143,85 +223,148 @@ using namespace conv_detail;  // NOLINT
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-// d[u] = row[iw0 + u*sw] for u in [lo, hi), all inside the row of W floats. Strides 2 and 4
-// (ResNet's stride-2 convs and stem, AlexNet's 11x11/4) de-interleave whole vectors; the
-// vector loop only loads inside the row, the rest is scalar.
-void gather_strided(const float* row, ptrdiff_t iw0, ptrdiff_t sw, size_t lo, size_t hi, ptrdiff_t W,
-                    float* HWY_RESTRICT d) {
-  size_t u = lo;
+// Padded row y (ih = y - pad_top) of an input plane: dst[x] = in(ih, x - pad_left) for x < pw,
+// zero outside the input and in the slack the copies read (sw vectors for strides 2 and 4, one
+// otherwise; rs leaves room for the widest target).
+void stage_row(const Conv2dParams& p, const float* plane, size_t y, const RowGeom& g, float* HWY_RESTRICT dst) {
+  const size_t L = hn::Lanes(DF());
+  const size_t end = std::min(g.rs, g.pw + (p.stride_w == 2 || p.stride_w == 4 ? p.stride_w : 1) * L);
+  const ptrdiff_t ih = static_cast<ptrdiff_t>(y) - static_cast<ptrdiff_t>(p.pad_top);
+  if (ih < 0 || ih >= static_cast<ptrdiff_t>(p.H)) {
+    std::fill(dst, dst + end, 0.f);
+    return;
+  }
+  const size_t lo = std::min(p.pad_left, g.pw), hi = std::min(p.pad_left + p.W, g.pw);
+  std::fill(dst, dst + lo, 0.f);
+  if (hi > lo) std::memcpy(dst + lo, plane + static_cast<size_t>(ih) * p.W + (lo - p.pad_left), (hi - lo) * sizeof(float));
+  std::fill(dst + std::max(lo, hi), dst + end, 0.f);
+}
+
 #if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
-  const DF df;
-  const size_t L = hn::Lanes(df);
-  const ptrdiff_t Ls = static_cast<ptrdiff_t>(L);
-  if (sw == 2) {
-    for (; u + L <= hi && iw0 + static_cast<ptrdiff_t>(u) * 2 + 2 * Ls <= W; u += L) {
-      const float* q = row + iw0 + static_cast<ptrdiff_t>(u) * 2;
-      hn::StoreU(hn::ConcatEven(df, hn::LoadU(df, q + L), hn::LoadU(df, q)), df, d + u);
-    }
-  } else if (sw == 4) {
-    for (; u + L <= hi && iw0 + static_cast<ptrdiff_t>(u) * 4 + 4 * Ls <= W; u += L) {
-      const float* q = row + iw0 + static_cast<ptrdiff_t>(u) * 4;
-      const VF e0 = hn::ConcatEven(df, hn::LoadU(df, q + L), hn::LoadU(df, q));
-      const VF e1 = hn::ConcatEven(df, hn::LoadU(df, q + 3 * L), hn::LoadU(df, q + 2 * L));
-      hn::StoreU(hn::ConcatEven(df, e1, e0), df, d + u);
+// src[0], src[sw], ... src[(L-1)*sw] for sw in {1, 2, 4}: reads src[0, sw*L).
+HWY_INLINE VF load_strided(const float* src, size_t sw) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  if (sw == 1) return hn::LoadU(d, src);
+  const VF e0 = hn::ConcatEven(d, hn::LoadU(d, src + L), hn::LoadU(d, src));
+  if (sw == 2) return e0;
+  const VF e1 = hn::ConcatEven(d, hn::LoadU(d, src + 3 * L), hn::LoadU(d, src + 2 * L));
+  return hn::ConcatEven(d, e1, e0);
+}
+#endif
+
+// dst[u] = src[u*sw] for u < n. src is a staged row (its slack covers the vector reads past n:
+// they end before src + (n-1)*sw + sw*L, and src + (n-1)*sw is at most the row's last column);
+// the last partial vector is a masked store, so nothing past dst[n) changes (the emulated masked
+// store of the narrower targets reads and rewrites up to a vector past it, inside the thread's
+// own scratch).
+HWY_INLINE void copy_strided(const float* HWY_RESTRICT src, size_t sw, size_t n, float* HWY_RESTRICT dst) {
+  size_t u = 0;
+#if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+  if (sw == 1 || sw == 2 || sw == 4) {
+    const DF d;
+    const size_t L = hn::Lanes(d);
+    for (; u + L <= n; u += L) hn::StoreU(load_strided(src + u * sw, sw), d, dst + u);
+    if (u < n) hn::BlendedStore(load_strided(src + u * sw, sw), hn::FirstN(d, n - u), d, dst + u);
+    return;
+  }
+#endif
+  for (; u < n; ++u) dst[u] = src[u * sw];  // other strides (and the one-lane targets)
+}
+
+// 1x1 kernels read each input pixel once: gather straight from the input rows. Row segment of
+// output row oh, columns [ow, ow+n), of one input plane: dst[u] = in(oh*sh - pad_top,
+// (ow+u)*sw - pad_left) or 0 outside the input. Vector reads may run past the row into the next
+// one (those lanes are not stored), never past in_end (the input tensor's end: scalar there).
+void gather_pointwise(const Conv2dParams& p, const float* plane, const float* in_end, size_t oh, size_t ow, size_t n,
+                      float* HWY_RESTRICT dst) {
+  const ptrdiff_t ih = static_cast<ptrdiff_t>(oh * p.stride_h) - static_cast<ptrdiff_t>(p.pad_top);
+  if (ih < 0 || ih >= static_cast<ptrdiff_t>(p.H)) {
+    std::fill(dst, dst + n, 0.f);
+    return;
+  }
+  const ptrdiff_t W = static_cast<ptrdiff_t>(p.W), sw = static_cast<ptrdiff_t>(p.stride_w), s = static_cast<ptrdiff_t>(n);
+  const ptrdiff_t iw0 = static_cast<ptrdiff_t>(ow) * sw - static_cast<ptrdiff_t>(p.pad_left);
+  // In-input columns u in [lo, hi): 0 <= iw0 + u*sw < W.
+  const ptrdiff_t lo = std::clamp<ptrdiff_t>(iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw, 0, s);
+  const ptrdiff_t hi = std::clamp<ptrdiff_t>(W - iw0 <= 0 ? 0 : (W - iw0 + sw - 1) / sw, lo, s);
+  std::fill(dst, dst + lo, 0.f);
+  const float* row = plane + ih * W;
+  size_t u = static_cast<size_t>(lo);
+  const size_t end = static_cast<size_t>(hi);
+#if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+  if (sw == 1 || sw == 2 || sw == 4) {
+    const DF d;
+    const size_t L = hn::Lanes(d);
+    for (; u < end; u += L) {
+      const float* q = row + iw0 + static_cast<ptrdiff_t>(u) * sw;
+      if (static_cast<size_t>(in_end - q) < static_cast<size_t>(sw) * L) break;
+      if (u + L <= end) {
+        hn::StoreU(load_strided(q, static_cast<size_t>(sw)), d, dst + u);
+      } else {
+        hn::BlendedStore(load_strided(q, static_cast<size_t>(sw)), hn::FirstN(d, end - u), d, dst + u);
+      }
     }
   }
 #else
-  (void)W;
+  (void)in_end;
 #endif
-  for (; u < hi; ++u) d[u] = row[iw0 + static_cast<ptrdiff_t>(u) * sw];
-}
-
-// Output pixels [pix0, pix0+n) of tap (kh, kw) of one input plane: dst[t] = in(ih, iw) or 0
-// outside the input.
-void gather_tap(const Conv2dParams& p, const float* plane, size_t kh, size_t kw, size_t pix0, size_t n,
-                float* HWY_RESTRICT dst) {
-  const ptrdiff_t H = static_cast<ptrdiff_t>(p.H), W = static_cast<ptrdiff_t>(p.W);
-  size_t oh = pix0 / p.OW, ow = pix0 % p.OW;
-  for (size_t t = 0; t < n;) {
-    const size_t seg = std::min(p.OW - ow, n - t);
-    const ptrdiff_t ih = static_cast<ptrdiff_t>(oh * p.stride_h + kh * p.dil_h) - static_cast<ptrdiff_t>(p.pad_top);
-    float* d = dst + t;
-    if (ih < 0 || ih >= H) {
-      std::fill(d, d + seg, 0.f);
-    } else {
-      const float* src = plane + ih * W;
-      const ptrdiff_t iw0 = static_cast<ptrdiff_t>(ow * p.stride_w + kw * p.dil_w) - static_cast<ptrdiff_t>(p.pad_left);
-      const ptrdiff_t s = static_cast<ptrdiff_t>(seg), sw = static_cast<ptrdiff_t>(p.stride_w);
-      // In-input columns u in [lo, hi): 0 <= iw0 + u*sw < W.
-      const ptrdiff_t lo = std::clamp<ptrdiff_t>(iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw, 0, s);
-      const ptrdiff_t hi = std::clamp<ptrdiff_t>(W - iw0 <= 0 ? 0 : (W - iw0 + sw - 1) / sw, lo, s);
-      std::fill(d, d + lo, 0.f);
-      if (sw == 1) {
-        if (hi > lo) std::memcpy(d + lo, src + iw0 + lo, static_cast<size_t>(hi - lo) * sizeof(float));
-      } else {
-        gather_strided(src, iw0, sw, static_cast<size_t>(lo), static_cast<size_t>(hi), W, d);
-      }
-      std::fill(d + hi, d + s, 0.f);
-    }
-    t += seg;
-    ow = 0;
-    ++oh;
-  }
+  for (; u < end; ++u) dst[u] = row[iw0 + static_cast<ptrdiff_t>(u) * sw];
+  std::fill(dst + end, dst + n, 0.f);
 }
 
 // Tile of the col matrix for image `in_n`, group channels [c0, c0+Cg), output pixels [p0, p0+np),
 // written in the GEMM's packed-B layout: row k = (c*KH + kh)*KW + kw, column t lies in panel
 // q = t / nr at col + q*nr*K + k*w_q + t % nr (w_q = the panel's width, columns past np zero).
-void im2col_packed(const Conv2dParams& p, const float* in_n, size_t c0, size_t p0, size_t np, const GemmPanelLayout& lay,
-                   float* HWY_RESTRICT col) {
-  const size_t Cg = p.C / p.group, K = kdim(p), nr = lay.nr;
-  for (size_t t0 = 0; t0 < np; t0 += nr) {
-    const size_t nq = std::min(nr, np - t0), w = std::min(nr, round_up(nq, lay.lanes));
-    float* panel = col + t0 * K;
-    for (size_t c = 0; c < Cg; ++c) {
-      const float* plane = in_n + (c0 + c) * p.H * p.W;
-      for (size_t kh = 0; kh < p.KH; ++kh) {
-        for (size_t kw = 0; kw < p.KW; ++kw) {
-          float* dst = panel + ((c * p.KH + kh) * p.KW + kw) * w;
-          gather_tap(p, plane, kh, kw, p0 + t0, nq, dst);
-          std::fill(dst + nq, dst + w, 0.f);
+// Channel by channel: stage the padded input rows the tile reads, then copy every tap of every
+// row segment (a run of pixels in one output row and one panel) from them; 1x1 kernels gather
+// straight from the input (in_end: the input tensor's end).
+void im2col_packed(const Conv2dParams& p, const float* in_n, const float* in_end, size_t c0, size_t p0, size_t np,
+                   const GemmPanelLayout& lay, float* HWY_RESTRICT col, float* HWY_RESTRICT rows) {
+  const size_t Cg = p.C / p.group, K = kdim(p), nr = lay.nr, taps = p.KH * p.KW;
+  const RowGeom g = row_geom(p, np);
+  const size_t oh0 = p0 / p.OW, oh1 = (p0 + np - 1) / p.OW;
+  const size_t y0 = oh0 * p.stride_h, ny = (oh1 - oh0) * p.stride_h + (p.KH - 1) * p.dil_h + 1;
+  // 1xN kernels with a row stride read every stride_h-th row only.
+  const size_t row_step = p.KH == 1 ? p.stride_h : 1;
+  // Columns past np of the last (narrower than nr) panel feed lanes never stored: zero them.
+  const size_t t_last = np / nr * nr;
+  if (t_last < np) {
+    const size_t nq = np - t_last, w = std::min(nr, round_up(nq, lay.lanes));
+    float* panel = col + t_last * K;
+    for (size_t k = 0; k < K; ++k) std::fill(panel + k * w + nq, panel + k * w + w, 0.f);
+  }
+  const bool pointwise = p.KH == 1 && p.KW == 1;
+  for (size_t c = 0; c < Cg; ++c) {
+    const float* plane = in_n + (c0 + c) * p.H * p.W;
+    if (pointwise) {
+      for (size_t t0 = 0; t0 < np; t0 += nr) {
+        const size_t nq = std::min(nr, np - t0), w = std::min(nr, round_up(nq, lay.lanes));
+        float* dst = col + t0 * K + c * w;
+        size_t oh = (p0 + t0) / p.OW, ow = (p0 + t0) % p.OW;
+        for (size_t t = 0; t < nq; ow = 0, ++oh) {
+          const size_t seg = std::min(p.OW - ow, nq - t);
+          gather_pointwise(p, plane, in_end, oh, ow, seg, dst + t);
+          t += seg;
         }
+      }
+      continue;
+    }
+    for (size_t r = 0; r < ny; r += row_step) stage_row(p, plane, y0 + r, g, rows + r * g.rs);
+    for (size_t t0 = 0; t0 < np; t0 += nr) {
+      const size_t nq = std::min(nr, np - t0), w = std::min(nr, round_up(nq, lay.lanes));
+      float* panel = col + t0 * K + c * taps * w;
+      size_t oh = (p0 + t0) / p.OW, ow = (p0 + t0) % p.OW;
+      for (size_t t = 0; t < nq;) {
+        const size_t seg = std::min(p.OW - ow, nq - t);
+        for (size_t kh = 0; kh < p.KH; ++kh) {
+          const float* src = rows + ((oh - oh0) * p.stride_h + kh * p.dil_h) * g.rs + ow * p.stride_w;
+          float* dst = panel + kh * p.KW * w + t;
+          for (size_t kw = 0; kw < p.KW; ++kw) copy_strided(src + kw * p.dil_w, p.stride_w, seg, dst + kw * w);
+        }
+        t += seg;
+        ow = 0;
+        ++oh;
       }
     }
   }
@@ -254,14 +397,12 @@ void conv_im2col(const Conv2dParams& p, const float* in, const float* w, float* 
   const GemmPanelLayout lay = gemm_panel_layout();
   const size_t ohw = p.OH * p.OW, Mg = p.M / p.group, Cg = p.C / p.group;
   const size_t threads = std::max<size_t>(par.threads(), 1);
-  const size_t P = pixel_tile(p, threads);
+  const TilePlan tp = plan_tiles(p, threads, lay.mr);
+  const size_t P = tp.P, rows = tp.rows;
   const size_t n_tiles = div_up(ohw, P), jobs = p.N * p.group * n_tiles;
-  // Fewer tiles than threads (deep layers with small maps at batch 1): split the output
-  // channels too; each part re-gathers its tile, which is cheap next to its GEMM.
-  size_t rows = round_up(Mg, lay.mr);
-  if (jobs < threads) rows = round_up(div_up(Mg, std::min(div_up(threads, jobs), div_up(Mg, lay.mr))), lay.mr);
   const size_t m_parts = div_up(Mg, rows);
-  const size_t per_thread = im2col_per_thread(p), a_group = group_a_floats(p, lay);
+  const size_t per_thread = im2col_per_thread(p), col_floats = im2col_col_floats(p), a_group = group_a_floats(p, lay);
+  const float* in_end = in + p.N * p.C * p.H * p.W;
   par.run(jobs * m_parts, [&](size_t task, size_t thread) {
     const size_t part = task % m_parts, job = task / m_parts;
     const size_t tile = job % n_tiles;
@@ -269,7 +410,7 @@ void conv_im2col(const Conv2dParams& p, const float* in, const float* w, float* 
     const size_t n = job / (n_tiles * p.group);
     const size_t p0 = tile * P, np = std::min(P, ohw - p0);
     float* col = scratch + thread * per_thread;
-    im2col_packed(p, in + n * p.C * p.H * p.W, g * Cg, p0, np, lay, col);
+    im2col_packed(p, in + n * p.C * p.H * p.W, in_end, g * Cg, p0, np, lay, col, col + col_floats);
     GemmParams gp = group_gemm(p, np, np, ohw);
     const size_t off = (n * p.M + g * Mg) * ohw + p0;
     gp.ep = p.ep;
@@ -297,22 +438,35 @@ void conv_transposed(const Conv2dParams& p, const float* in, const float* w, flo
   float* a_packed = col + tg.col;
   float* ct = a_packed + tg.a;
   float* stage = ct + tg.ct;
+  float* staged_rows = stage + threads * tg.stage;
+  const RowGeom rg = row_geom(p, ohw);
   const size_t panels = div_up(p.M, lay.nr);
-  const size_t chunk = div_up(panels, std::min(panels, 4 * threads));  // panels per task
-  const size_t n_chunks = div_up(panels, chunk);
+  // Up to 4 tasks per thread, their panel counts differing by at most one (43 panels on 2
+  // threads: 8 tasks of 5-6 panels, not 7 of 6 and 1 of 1).
+  const size_t n_chunks = std::min(panels, 4 * threads);
   using TI = hn::RebindToSigned<DF>;
   const TI di;
   const auto gather_idx = hn::Mul(hn::Iota(di, 0), hn::Set(di, static_cast<int32_t>(tg.ldc)));
   for (size_t n = 0; n < p.N; ++n) {
     const float* in_n = in + n * p.C * p.H * p.W;
-    const float* colm = in_n;  // [K][ohw]
+    const float* colm = in_n;  // [K][ohw], or [K][lcol] when gathered
     if (!pointwise) {
-      // Rows of the col matrix in tasks of whole input channels.
-      const size_t taps = p.KH * p.KW;
-      par.run(p.C, [&](size_t c, size_t) {
+      // Rows of the col matrix in tasks of whole input channels: stage the channel's padded
+      // rows, then copy every tap of every output row out of them.
+      const size_t taps = p.KH * p.KW, row_step = p.KH == 1 ? p.stride_h : 1;
+      const size_t ny = (p.OH - 1) * p.stride_h + (p.KH - 1) * p.dil_h + 1;
+      par.run(p.C, [&](size_t c, size_t thread) {
         const float* plane = in_n + c * p.H * p.W;
-        for (size_t kh = 0; kh < p.KH; ++kh)
-          for (size_t kw = 0; kw < p.KW; ++kw) gather_tap(p, plane, kh, kw, 0, ohw, col + (c * taps + kh * p.KW + kw) * ohw);
+        float* rows = staged_rows + thread * tg.rows;
+        for (size_t y = 0; y < ny; y += row_step) stage_row(p, plane, y, rg, rows + y * rg.rs);
+        for (size_t kh = 0; kh < p.KH; ++kh) {
+          for (size_t kw = 0; kw < p.KW; ++kw) {
+            float* dst = col + (c * taps + kh * p.KW + kw) * tg.lcol;
+            const float* src = rows + kh * p.dil_h * rg.rs + kw * p.dil_w;
+            for (size_t oh = 0; oh < p.OH; ++oh)
+              copy_strided(src + oh * p.stride_h * rg.rs, p.stride_w, p.OW, dst + oh * p.OW);
+          }
+        }
       });
       colm = col;
     }
@@ -321,11 +475,11 @@ void conv_transposed(const Conv2dParams& p, const float* in, const float* w, flo
     ap.N = p.M;
     ap.K = K;
     ap.a_rs = 1;
-    ap.a_cs = static_cast<ptrdiff_t>(ohw);
-    gemm_pack_a(ap, colm, a_packed);
+    ap.a_cs = static_cast<ptrdiff_t>(pointwise ? ohw : tg.lcol);
+    gemm_pack_a(ap, colm, a_packed, par);
     const size_t out_n = n * p.M * ohw;
     par.run(n_chunks, [&](size_t task, size_t thread) {
-      const size_t j0 = task * chunk * lay.nr, j1 = std::min(p.M, j0 + chunk * lay.nr);
+      const size_t j0 = task * panels / n_chunks * lay.nr, j1 = std::min(p.M, (task + 1) * panels / n_chunks * lay.nr);
       GemmParams gp = ap;
       gp.N = j1 - j0;
       gp.ldc = tg.ldc;
@@ -524,7 +678,7 @@ size_t conv2d_scratch_floats(const Conv2dParams& p, size_t threads) {
   threads = std::max<size_t>(threads, 1);
   if (transposed(p)) {
     const TrGeom g = tr_geom(p);
-    return g.col + g.a + g.ct + threads * g.stage;
+    return g.col + g.a + g.ct + threads * (g.stage + g.rows);
   }
   switch (conv_path(p)) {
     case ConvPath::kPointwise: {

@@ -14,7 +14,10 @@
 //             remaining columns rounded up to a vector (so N = 49 costs 48 + 16 columns, not
 //             2 x 48), with its columns past N zero. conv2d's im2col writes this layout directly.
 // Edge tiles run the same vector micro-kernels; whole tiles are merged from registers, partial
-// ones (M/N edges only) through a small buffer, with the same vector arithmetic.
+// ones (M/N edges only) through a small buffer, with the same vector arithmetic; a partial row
+// panel computes only 1, 2 or 4 of its rows when that covers it. A whole tile prefetches its C
+// (and residual) rows before its first K block's FMAs. With few tasks per thread the tile grid
+// is chosen for balance (plan_blocking), splitting rows when N is small.
 // The epilogue is merged into the store: on the first K block bias and residual are added
 // (so the residual may alias C), on the last one the activation is applied.
 // The K blocking depends on K only, so every path sums in the same order for any thread count.
@@ -49,24 +52,70 @@ inline void k_blocks(size_t K, size_t* kc, size_t* nkb) {
   *kc = div_up(K, *nkb);
 }
 
+// Longest thread of a greedy run of the tasks in index order (what Parallel's shared task
+// counter does): a tile of the C block grid costs its lane columns times (its rows + 4, ~ the
+// packing of its B block).
+inline constexpr size_t kGridSearchMaxThreads = 4;
+inline size_t grid_makespan(const GemmParams& p, size_t threads, size_t mc, size_t nc, size_t lanes) {
+  size_t load[kGridSearchMaxThreads] = {};
+  const size_t mb = div_up(p.M, mc), nb = div_up(p.N, nc);
+  for (size_t t = 0; t < p.batch * mb * nb; ++t) {
+    const size_t i = (t / nb) % mb, j = t % nb;
+    const size_t rows = std::min(mc, p.M - i * mc), cols = round_up(std::min(nc, p.N - j * nc), lanes);
+    *std::min_element(load, load + threads) += cols * (rows + 4);
+  }
+  return *std::max_element(load, load + threads);
+}
+
 // The K blocking depends on K only (it decides the summation order); MC/NC may shrink with the
 // thread count to make enough tasks, which does not change any result.
 // With A pre-packed the A block is not copied per task, so it may be larger (the B block is then
 // packed once for more rows); its row blocks are balanced.
-inline Blocking plan_blocking(const GemmParams& p, size_t threads, bool a_prepacked = false) {
+// Several threads and fewer than 16 tasks per thread (batch 1): up to kGridSearchMaxThreads
+// threads, the grid is the one of 1, 2, 3, 4, T, 2T, 3T, 4T, 6T, 8T, 12T or 16T row blocks x as
+// many column blocks (at most 16T tasks) whose longest thread has the least estimated work: small
+// N (ResNet's 14x14 = 196 columns = 4 panels + 4) splits the rows evenly, 56x56 = 3136 columns
+// split into 14 blocks of 224 instead of 7 of 480 (7 tasks on 2 threads). Row blocks stay
+// multiples of the target's mr (the pre-packed A's panels), column blocks whole nr panels. More
+// threads halve the blocks until there are 2 tasks per thread (the search grows as T^3).
+inline Blocking plan_blocking(const GemmParams& p, size_t threads, bool a_prepacked = false, size_t mr = 8,
+                              size_t nr = 48, size_t lanes = 16) {
   Blocking b{};
   k_blocks(p.K, &b.kc, &b.nkb);
-  const size_t m = std::max<size_t>(p.M, 1);
+  const size_t m = std::max<size_t>(p.M, 1), n = std::max<size_t>(p.N, 1);
   b.mc = a_prepacked ? round_up(div_up(m, div_up(m, kMCPacked)), 24) : std::min(kMC, round_up(m, 24));
-  b.nc = std::min(kNC, round_up(std::max<size_t>(p.N, 1), 48));
-  auto tasks = [&] { return p.batch * div_up(p.M, b.mc) * div_up(p.N, b.nc); };
-  while (threads > 1 && tasks() < 2 * threads) {
-    if (b.nc > 96) {
-      b.nc = round_up(b.nc / 2, 48);
-    } else if (b.mc > 24) {
-      b.mc = round_up(b.mc / 2, 24);
-    } else {
-      break;
+  b.nc = std::min(kNC, round_up(n, 48));
+  auto tasks = [&](size_t mc, size_t nc) { return p.batch * div_up(m, mc) * div_up(n, nc); };
+  if (threads <= 1) return b;
+  if (threads > kGridSearchMaxThreads) {
+    while (tasks(b.mc, b.nc) < 2 * threads) {
+      if (b.nc > 96) {
+        b.nc = round_up(b.nc / 2, 48);
+      } else if (b.mc > 24) {
+        b.mc = round_up(b.mc / 2, 24);
+      } else {
+        break;
+      }
+    }
+    return b;
+  }
+  const size_t mc0 = b.mc, nc0 = b.nc;
+  if (tasks(b.mc, b.nc) >= 16 * threads) return b;
+  const size_t T = threads, splits[] = {1, 2, 3, 4, T, 2 * T, 3 * T, 4 * T, 6 * T, 8 * T, 12 * T, 16 * T};
+  size_t best = grid_makespan(p, threads, b.mc, b.nc, lanes), best_tasks = tasks(b.mc, b.nc);
+  for (size_t ms : splits) {
+    const size_t mc = std::min(mc0, round_up(div_up(m, ms), mr));
+    for (size_t ns : splits) {
+      const size_t nc = std::min(nc0, round_up(div_up(n, ns), nr));
+      const size_t t = tasks(mc, nc);
+      if (t > 16 * threads) continue;
+      const size_t span = grid_makespan(p, threads, mc, nc, lanes);
+      if (span < best || (span == best && t < best_tasks)) {
+        best = span;
+        best_tasks = t;
+        b.mc = mc;
+        b.nc = nc;
+      }
     }
   }
   return b;
@@ -251,22 +300,35 @@ struct TileOut {
 
 // A whole tile is merged from registers with the same vector operations as merge_span (so
 // results do not depend on where tile edges fall); a partial one goes through `tile` memory.
-template <size_t NV>
+// MR < kMR computes only the first MR rows of the A panel (an M edge: ResNet's 7x7 maps run
+// transposed as 49 rows = 6 panels + 1 row); each row's arithmetic is the same as in a full panel.
+template <size_t NV, size_t MR>
 HWY_INLINE void micro_kernel(const float* HWY_RESTRICT ap, const float* HWY_RESTRICT bp, size_t kc, const TileOut& o,
                              const MergeCtx& m, float* HWY_RESTRICT tile) {
   const DF d;
   const size_t L = hn::Lanes(d);
-  VF acc[kMR][NV];
+  VF acc[MR][NV];
 #pragma GCC unroll 8
-  for (size_t r = 0; r < kMR; ++r)
+  for (size_t r = 0; r < MR; ++r)
 #pragma GCC unroll 3
     for (size_t v = 0; v < NV; ++v) acc[r][v] = hn::Zero(d);
+  const bool whole = MR == kMR && o.mr == kMR && o.nr == NV * L;
+  // The C rows (and the residual's) this tile merges into are usually cold on the first K block
+  // (a fresh output, a residual written layers before): fetch them while the FMAs run.
+  if (m.first && whole) {
+    for (size_t r = 0; r < kMR; ++r) {
+      for (size_t v = 0; v < NV; ++v) {
+        __builtin_prefetch(o.c + r * o.ldc + v * L, 1);
+        if (o.res) __builtin_prefetch(o.res + r * o.ldc + v * L, 0);
+      }
+    }
+  }
   for (size_t k = 0; k < kc; ++k) {
     VF bv[NV];
 #pragma GCC unroll 3
     for (size_t v = 0; v < NV; ++v) bv[v] = hn::LoadU(d, bp + v * L);
 #pragma GCC unroll 8
-    for (size_t r = 0; r < kMR; ++r) {
+    for (size_t r = 0; r < MR; ++r) {
       const VF av = hn::Set(d, ap[r]);
 #pragma GCC unroll 3
       for (size_t v = 0; v < NV; ++v) acc[r][v] = hn::MulAdd(av, bv[v], acc[r][v]);
@@ -274,9 +336,9 @@ HWY_INLINE void micro_kernel(const float* HWY_RESTRICT ap, const float* HWY_REST
     ap += kMR;
     bp += NV * L;
   }
-  if (o.mr == kMR && o.nr == NV * L) {
+  if (whole) {
     const VF valpha = hn::Set(d, m.alpha), vbeta = hn::Set(d, m.beta);
-    for (size_t r = 0; r < kMR; ++r) {
+    for (size_t r = 0; r < MR; ++r) {
       float* cr = o.c + r * o.ldc;
       const float* rr = o.res ? o.res + r * o.ldc : nullptr;
 #pragma GCC unroll 3
@@ -296,7 +358,7 @@ HWY_INLINE void micro_kernel(const float* HWY_RESTRICT ap, const float* HWY_REST
     return;
   }
 #pragma GCC unroll 8
-  for (size_t r = 0; r < kMR; ++r)
+  for (size_t r = 0; r < MR; ++r)
 #pragma GCC unroll 3
     for (size_t v = 0; v < NV; ++v) hn::StoreU(acc[r][v], d, tile + (r * NV + v) * L);
   for (size_t r = 0; r < o.mr; ++r) {
@@ -307,14 +369,30 @@ HWY_INLINE void micro_kernel(const float* HWY_RESTRICT ap, const float* HWY_REST
   }
 }
 
+// Rows computed for a tile of o.mr rows: 1, 2, 4 or a full panel.
+template <size_t NV>
+HWY_INLINE void micro_kernel_rows(const float* HWY_RESTRICT ap, const float* HWY_RESTRICT bp, size_t kc,
+                                  const TileOut& o, const MergeCtx& m, float* HWY_RESTRICT tile) {
+  constexpr size_t kR2 = kMR >= 2 ? 2 : kMR, kR4 = kMR >= 4 ? 4 : kMR;
+  if (o.mr >= kMR || o.mr > kR4) {
+    micro_kernel<NV, kMR>(ap, bp, kc, o, m, tile);
+  } else if (o.mr > kR2) {
+    micro_kernel<NV, kR4>(ap, bp, kc, o, m, tile);
+  } else if (o.mr > 1) {
+    micro_kernel<NV, kR2>(ap, bp, kc, o, m, tile);
+  } else {
+    micro_kernel<NV, 1>(ap, bp, kc, o, m, tile);
+  }
+}
+
 HWY_NOINLINE void micro_kernel_nv(size_t nv, const float* HWY_RESTRICT ap, const float* HWY_RESTRICT bp, size_t kc,
                                   const TileOut& o, const MergeCtx& m, float* HWY_RESTRICT tile) {
   if (nv == kNV) {
-    micro_kernel<kNV>(ap, bp, kc, o, m, tile);
+    micro_kernel_rows<kNV>(ap, bp, kc, o, m, tile);
   } else if (kNV >= 2 && nv == 2) {
-    micro_kernel<(kNV >= 2 ? 2 : 1)>(ap, bp, kc, o, m, tile);
+    micro_kernel_rows<(kNV >= 2 ? 2 : 1)>(ap, bp, kc, o, m, tile);
   } else {
-    micro_kernel<1>(ap, bp, kc, o, m, tile);
+    micro_kernel_rows<1>(ap, bp, kc, o, m, tile);
   }
 }
 
@@ -360,7 +438,7 @@ void gemm_blocked(const GemmParams& p, const float* a, const float* a_packed, co
   const DF d;
   const size_t L = hn::Lanes(d);
   const size_t NR = kNV * L;
-  const Blocking bl = plan_blocking(p, par.threads(), a_packed != nullptr);
+  const Blocking bl = plan_blocking(p, par.threads(), a_packed != nullptr, kMR, NR, L);
   const size_t per_thread = per_thread_floats(p);
   const size_t m_blocks = div_up(p.M, bl.mc), n_blocks = div_up(p.N, bl.nc);
   // Pre-packed A needs no A block in scratch (and its mc may exceed the scratch's).
@@ -670,13 +748,19 @@ void gemm_packed_ab_impl(const GemmParams& p, const float* a_packed, const float
 
 // Pre-packed A is K-block major: block kb (k0 = kb*kc) at a_packed + k0*round_up(M, kMR), its
 // panels back to back, so one K block of a row range is one contiguous stream.
-void gemm_pack_a_impl(const GemmParams& p, const float* a, float* a_packed) {
+// With `par`, one task per K block (each writes its own contiguous stream).
+void gemm_pack_a_impl(const GemmParams& p, const float* a, float* a_packed, const Parallel* par) {
   size_t kc = 0, nkb = 0;
   k_blocks(p.K, &kc, &nkb);
   const size_t m_pad = round_up(p.M, kMR);
-  for (size_t kb = 0; kb < nkb; ++kb) {
+  auto block = [&](size_t kb, size_t /*thread*/) {
     const size_t k0 = kb * kc;
     pack_a(p, a, 0, p.M, k0, std::min(kc, p.K - std::min(p.K, k0)), a_packed + k0 * m_pad);
+  };
+  if (par) {
+    par->run(nkb, block);
+  } else {
+    for (size_t kb = 0; kb < nkb; ++kb) block(kb, 0);
   }
 }
 
@@ -746,7 +830,11 @@ size_t gemm_packed_b_floats(size_t N, size_t K) {
 }
 
 void gemm_pack_a(const GemmParams& p, const float* a, float* a_packed) {
-  HWY_DYNAMIC_DISPATCH(gemm_pack_a_impl)(p, a, a_packed);
+  HWY_DYNAMIC_DISPATCH(gemm_pack_a_impl)(p, a, a_packed, nullptr);
+}
+
+void gemm_pack_a(const GemmParams& p, const float* a, float* a_packed, const Parallel& par) {
+  HWY_DYNAMIC_DISPATCH(gemm_pack_a_impl)(p, a, a_packed, &par);
 }
 
 void gemm_unpack_a(size_t M, size_t K, const float* a_packed, float* a) {

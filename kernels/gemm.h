@@ -45,6 +45,8 @@ size_t gemm_packed_a_floats(size_t M, size_t K);
 size_t gemm_packed_b_floats(size_t N, size_t K);
 // Packs batch entry 0 of p's A (p.M x p.K through a_rs/a_cs) into the packed-A layout.
 void gemm_pack_a(const GemmParams& p, const float* a, float* a_packed);
+// The same, its K blocks as tasks of `par` (activations packed per run).
+void gemm_pack_a(const GemmParams& p, const float* a, float* a_packed, const Parallel& par);
 // The inverse: writes the M x K matrix (row-major) that gemm_pack_a packed, exactly.
 void gemm_unpack_a(size_t M, size_t K, const float* a_packed, float* a);
 // gemm() with A pre-packed: p.a_rs/a_cs are ignored, p.a_bs is the float distance between

@@ -135,6 +135,25 @@ const Case kCases[] = {
     {1, 2, 9, 80, 3, 3, 3, 1, 2, 2, 1, 1, 1, 1, 1, 1, true, false, Activation::kNone},
     {1, 2, 7, 150, 3, 5, 5, 1, 4, 4, 2, 2, 2, 2, 1, 1, false, true, Activation::kNone},
     {1, 1, 5, 131, 2, 3, 3, 1, 2, 2, 0, 0, 0, 0, 1, 1, false, false, Activation::kNone},
+    // Staged input rows (im2col): 1x1 and 1xN kernels with a row stride (every stride_h-th row
+    // staged), 1x1 with pads, output rows shorter than a vector (7, 14 pixels) and around it
+    // (15-17), pads wider than the kernel, a stem-like conv whose pixel tiles end mid-row.
+    {1, 3, 15, 29, 8, 1, 1, 1, 3, 2, 0, 0, 0, 0, 1, 1, true, true, Activation::kNone},
+    {1, 4, 9, 9, 6, 1, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, true, false, Activation::kRelu},
+    {1, 3, 11, 12, 5, 1, 3, 1, 2, 1, 0, 1, 0, 1, 1, 1, false, true, Activation::kNone},
+    {1, 8, 14, 14, 20, 3, 3, 1, 2, 2, 1, 1, 1, 1, 1, 1, true, true, Activation::kRelu},
+    {1, 8, 28, 28, 24, 3, 3, 1, 2, 2, 1, 1, 1, 1, 1, 1, true, false, Activation::kNone},
+    {1, 3, 6, 33, 5, 3, 3, 1, 2, 2, 1, 1, 1, 1, 1, 1, true, false, Activation::kNone},
+    {1, 3, 5, 31, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, false, false, Activation::kRelu},
+    {1, 5, 4, 17, 4, 3, 3, 1, 1, 1, 0, 0, 0, 0, 1, 1, true, false, Activation::kNone},
+    {1, 2, 3, 3, 4, 1, 1, 1, 1, 1, 2, 3, 2, 1, 1, 1, true, false, Activation::kNone},
+    {1, 2, 5, 6, 3, 2, 2, 1, 4, 3, 1, 0, 2, 3, 1, 1, true, true, Activation::kNone},
+    {1, 3, 60, 60, 8, 7, 7, 1, 2, 2, 3, 3, 3, 3, 1, 1, true, false, Activation::kRelu},
+    {2, 6, 20, 22, 8, 5, 5, 2, 3, 3, 2, 2, 2, 2, 2, 2, true, true, Activation::kLeakyRelu},
+    // Transposed GEMM with staged rows: stride 3 with dilation 2 and asymmetric pads, a 1x3
+    // kernel with a row stride.
+    {1, 100, 13, 13, 70, 3, 3, 1, 3, 3, 2, 1, 2, 1, 2, 2, true, true, Activation::kRelu},
+    {1, 200, 9, 10, 64, 1, 3, 1, 2, 1, 0, 1, 0, 1, 1, 1, false, true, Activation::kRelu},
     // Depthwise (group == C == M).
     {2, 19, 15, 15, 19, 3, 3, 19, 1, 1, 1, 1, 1, 1, 1, 1, true, false, Activation::kClip},
     {1, 5, 16, 33, 5, 3, 3, 5, 2, 2, 1, 1, 0, 0, 2, 2, true, true, Activation::kRelu},

@@ -341,6 +341,30 @@ TEST_CASE("gemm: pre-packed A (conv weights), sizes around the tiles, batch, 1 a
   });
 }
 
+// Every height of a last, partial row panel (the micro-kernel computes 1, 2, 4 or all rows of
+// it): M = 1 .. 2 panels + 1, whole and partial column tiles, one and two K blocks, the
+// epilogue merged from registers and through the tile buffer.
+TEST_CASE("gemm: every partial row panel height, 1 and 3 threads") {
+  std::mt19937 rng(kernel_test::test_seed("gemm row edges"));
+  kernel_test::for_each_target([&](const char*) {
+    const size_t mr = kernels::gemm_panel_layout().mr;
+    for (size_t M = 2; M <= 2 * mr + 1; ++M)
+      for (size_t N : {size_t{16}, size_t{49}, size_t{97}})
+        for (size_t K : {size_t{37}, size_t{300}}) {
+          Case c;
+          c.M = M;
+          c.N = N;
+          c.K = K;
+          c.prepacked = (M + N) % 2 == 0;
+          c.bias = static_cast<int>(M % 3);
+          c.residual = (M + K) % 2 == 1;
+          c.beta = K == 37 && !c.residual ? 0.5f : 0.f;
+          c.act = Activation::kRelu;
+          run_case(c, rng);
+        }
+  });
+}
+
 // gemm_packed_ab with B packed here, by the layout documented in kernels/gemm.h, and C rows
 // computed in two calls split at a panel boundary.
 TEST_CASE("gemm: packed A x packed B, row ranges") {
@@ -371,6 +395,10 @@ TEST_CASE("gemm: packed A x packed B, row ranges") {
 
           std::vector<float> ap(kernels::gemm_packed_a_floats(M, K));
           kernels::gemm_pack_a(p, a.data(), ap.data());
+          // Packing with its K blocks as parallel tasks writes the same floats.
+          std::vector<float> ap3(ap.size(), std::numeric_limits<float>::quiet_NaN());
+          kernels::gemm_pack_a(p, a.data(), ap3.data(), kernel_test::ThreadParallel(3));
+          CHECK(std::memcmp(ap.data(), ap3.data(), ap.size() * sizeof(float)) == 0);
           std::vector<float> bp(kernels::gemm_packed_b_floats(N, K), std::numeric_limits<float>::quiet_NaN());
           size_t used = 0;
           for (size_t q0 = 0; q0 < N; q0 += lay.nr) {
