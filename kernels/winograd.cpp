@@ -27,11 +27,13 @@ inline constexpr size_t kLeanAhead = 2;       // lean, fused: blocks of raw weig
 inline constexpr size_t kLeanPrefetch = 8;    // lean, Ub: input channels of raw weights prefetched ahead
 inline constexpr size_t kStripMax = 64;       // widest GEMM strip of output channels (AVX-512)
 inline constexpr size_t kFusedTiles = 12;     // lean: fewer tiles take the fused passes (AVX-512)
+inline constexpr size_t kSerialU = 256 * 1024;  // staged: at most this many U floats, one thread
 
-// Lean: the packed weights are the raw 3x3 ones in [Mp/16][C][9][16] order (see the header), for
-// batches of at most kLeanTiles tiles whose transformed input V (36 T C floats, shared by the
-// tasks) stays within kLeanTileChannels * 36 floats (4.5 MiB). The lean input transform gathers
-// with int32 offsets: the input must also have fewer than 2^31 floats.
+// The packed weights are the raw 3x3 ones in [Mp/16][C][9][16] order for both paths (see the
+// header). Lean: batches of at most kLeanTiles tiles whose transformed input V (36 T C floats,
+// shared by the tasks) stays within kLeanTileChannels * 36 floats (4.5 MiB). The lean input
+// transform gathers with int32 offsets: the input must also have fewer than 2^31 floats. The
+// other batches take the staged path.
 inline bool lean(const Conv2dParams& p) {
   const size_t T = p.N * ((p.OH + 3) / 4) * ((p.OW + 3) / 4);
   return T <= kLeanTiles && T * p.C <= kLeanTileChannels && p.N * p.C * p.H * p.W < (size_t{1} << 31);
@@ -48,8 +50,10 @@ struct Geom {
   size_t Mc = 0, n_mc = 0;       // output channels per task (multiple of kPanel), chunks
   size_t TBs = 0;                // V row stride: TB + a vector of slack for full-vector stores (lean: T)
   size_t vx = 0;                 // V stride between transform positions
+  size_t ux = 0;                 // staged: U stride between transform positions
   size_t Wb = 0;                 // floats per padded input row / vertical-transform row
   size_t n_cc = 0;               // lean: input-channel chunks of the shared input transform
+  // shared: lean, V; staged, U of all the weights. per_thread: the rest, per worker.
   size_t v_floats = 0, y_floats = 0, tab_floats = 0, ub_floats = 0, per_thread = 0, shared = 0;
 };
 
@@ -94,6 +98,7 @@ inline Geom geom(const Conv2dParams& p) {
   } else {
     g.TBs = g.TB + kMaxLanes;
     g.vx = p.C * g.TBs + kPanel;
+    g.ux = g.Mp * p.C + kPanel;  // as vx: Mp * C is often a multiple of 4 KiB
   }
   g.v_floats = kPos * g.vx;
   g.y_floats = kPos * (g.TB * g.Mc + kPanel);
@@ -106,7 +111,9 @@ inline Geom geom(const Conv2dParams& p) {
     g.ub_floats = kPos * std::min(kStripMax, g.Mp) * std::min(kLeanC, p.C);  // unused by the fused passes
     g.per_thread = g.y_floats + g.tab_floats + g.ub_floats + stage;
   } else {
-    // Per thread V, Y, 6 padded input rows, 6 vertical-transform rows and the staging.
+    // Shared U (transformed at the start of the run); per thread V, Y, 6 padded input rows, 6
+    // vertical-transform rows and the staging.
+    g.shared = kPos * g.ux;
     g.per_thread = g.v_floats + g.y_floats + 12 * g.Wb + stage;
   }
   return g;
@@ -121,6 +128,7 @@ inline size_t lean_row(const Geom& g, size_t c) { return c * g.TBs + c / kLeanC 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/winograd.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "kernels/epilogue-inl.h"
 
@@ -271,7 +279,7 @@ void gemms(const Conv2dParams& p, const Geom& g, const float* V, const float* U,
   const size_t panel_stride = p.C * kPanel;
   for (size_t xi = 0; xi < kPos; ++xi) {
     const float* v = V + xi * g.vx;
-    const float* uxi = U + xi * g.Mp * p.C;
+    const float* uxi = U + xi * g.ux;
     float* y = Y + xi * (nt * g.Mc + kPanel);
     for (size_t mo = 0; mo < mlen; mo += kNV * kL) {
       const size_t m = m0 + mo;
@@ -312,6 +320,44 @@ HWY_INLINE void g3p(VF g0, VF g1, VF g2, VF* o) {
 // U' value is used only TT times anyway, and writing U to a scratch block and reading it back cost
 // more than the GEMM (ResNet stage 4: 60% of the time).
 inline constexpr float kD[6] = {1.f / 4, -1.f / 6, -1.f / 6, 1.f / 24, 1.f / 24, 1.f};
+// Staged path: U[xi][pm][c][16] = D (G' g G'^T) D of output-channel panel pm from the raw weights
+// R[Mp/16][C][9][16]: the lean path's integer G', then the D D scaling of position (i, j) applied
+// here, once per weight and run, instead of to Y in the output transform, once per tile (36
+// multiplies per tile and output channel against the GEMMs' 36 C FMAs: ~1.5% at C = 64). One task
+// per panel: it reads its raw weights contiguously and writes 36 streams of whole lines, with
+// non-temporal stores where U is vector-aligned (arena scratch always is): U (up to 37.7 MB) is
+// read back once per block of tiles anyway, and skipping the read-for-ownership halved the
+// staged layers' slowdown on AlexNet batch 8 at 2 threads (13x13 maps, 128 tiles: +3% instead of
+// +6% against the plan-time U; ResNet, VGG: see the header).
+void transform_weights_panel(const Conv2dParams& p, const Geom& g, const float* HWY_RESTRICT R, size_t pm,
+                             float* HWY_RESTRICT U) {
+  const DF df;
+  const bool aligned = reinterpret_cast<uintptr_t>(U) % (kL * sizeof(float)) == 0;
+  for (size_t c = 0; c < p.C; ++c) {
+    const float* gw = R + (pm * p.C + c) * 9 * kPanel;
+    float* u = U + (pm * p.C + c) * kPanel;
+    for (size_t k = 0; k < kPanel; k += kL) {
+      VF col[3][6];  // col[kw][i] = (G' g)[i][kw]
+      for (size_t kw = 0; kw < 3; ++kw)
+        g3p(hn::LoadU(df, gw + kw * kPanel + k), hn::LoadU(df, gw + (3 + kw) * kPanel + k),
+            hn::LoadU(df, gw + (6 + kw) * kPanel + k), col[kw]);
+      for (size_t i = 0; i < 6; ++i) {
+        VF o[6];
+        g3p(col[0][i], col[1][i], col[2][i], o);
+        for (size_t j = 0; j < 6; ++j) {
+          const VF x = hn::Mul(o[j], hn::Set(df, kD[i] * kD[j]));
+          if (aligned) {
+            hn::Stream(x, df, u + (i * 6 + j) * g.ux + k);
+          } else {
+            hn::StoreU(x, df, u + (i * 6 + j) * g.ux + k);
+          }
+        }
+      }
+    }
+  }
+  if (aligned) hwy::FlushStream();  // order the streamed stores before the pool's hand-over
+}
+
 // Tiles per fused pass: 6 x TT accumulators (AVX-512: 24 of 32 registers).
 constexpr size_t kTT = kL >= 16 ? 4 : 1;
 
@@ -611,10 +657,10 @@ void output_transform(const Conv2dParams& p, const Geom& g, const float* Y, size
   }
 }
 
-void winograd_impl(const Conv2dParams& p, const float* in, const float* U, float* out, float* scratch,
+void winograd_impl(const Conv2dParams& p, const float* in, const float* R, float* out, float* scratch,
                    const Parallel* par) {
   const Geom g = geom(p);
-  if (g.shared > 0) {
+  if (lean(p)) {
     // Lean: transform the input once into the shared V (tasks over input channels), then GEMMs
     // and output transform per chunk of output channels.
     float* V = scratch;
@@ -631,19 +677,29 @@ void winograd_impl(const Conv2dParams& p, const float* in, const float* U, float
       // The fused passes need the 32 registers of AVX-512 (6 x 4 accumulators): with 16
       // (kTT = 1) they redo the transform per tile, 1.7-2.4x slower than the Ub GEMMs (AVX2, 7x7).
       if (g.T < kFusedTiles && kTT >= 4) {
-        gemms_lean(p, g, V, U, g.T, m0, mlen, Y);
+        gemms_lean(p, g, V, R, g.T, m0, mlen, Y);
       } else {
-        gemms_lean_ub(p, g, V, U, g.T, m0, mlen, Y, Ub);
+        gemms_lean_ub(p, g, V, R, g.T, m0, mlen, Y, Ub);
       }
       output_transform(p, g, Y, 0, g.T, m0, mlen, true, out, stage);
     });
     return;
   }
+  // Staged: U of every panel into the shared scratch, then tasks over tile blocks x output-channel
+  // chunks, each reading the U panels of its chunk.
+  // A small U (up to 1 MiB; 64 x 64 channels: 0.6 MB) is transformed by the calling thread:
+  // waking the pool for it cost more than it saved (ResNet-18's 56x56 convs at 2 threads: 5-8%).
+  if (g.shared <= kSerialU) {
+    for (size_t pm = 0; pm < g.Mp / kPanel; ++pm) transform_weights_panel(p, g, R, pm, scratch);
+  } else {
+    par->run(g.Mp / kPanel, [&](size_t pm, size_t) { transform_weights_panel(p, g, R, pm, scratch); });
+  }
+  const float* U = scratch;
   par->run(g.n_tb * g.n_mc, [&](size_t task, size_t thread) {
     const size_t b = task / g.n_mc, mc = task % g.n_mc;
     const size_t t_begin = b * g.TB, nt = std::min(g.TB, g.T - t_begin);
     const size_t m0 = mc * g.Mc, mlen = std::min(g.Mc, g.Mp - m0);
-    float* V = scratch + thread * g.per_thread;
+    float* V = scratch + g.shared + thread * g.per_thread;
     float* Y = V + g.v_floats;
     float* P = Y + g.y_floats;
     float* Tv = P + 6 * g.Wb;
@@ -670,41 +726,23 @@ bool winograd_applicable(const Conv2dParams& p) {
 
 size_t winograd_packed_weight_floats(const Conv2dParams& p) {
   using namespace wino_detail;  // NOLINT
-  return (lean(p) ? 9 : kPos) * round_up(p.M, kPanel) * p.C;
+  return 9 * round_up(p.M, kPanel) * p.C;
 }
 
 void pack_winograd_weights(const Conv2dParams& p, const float* w, float* packed) {
   using namespace wino_detail;  // NOLINT
-  static constexpr double kG[6][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                      {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                                      {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
-  const size_t Mp = round_up(p.M, kPanel);
+  // Raw weights in panels of 16 output channels: R[m / 16][c][kh * 3 + kw][m % 16], so that a
+  // task (lean) or a transform task (staged) reads only its own channels' weights, contiguously.
   std::fill(packed, packed + winograd_packed_weight_floats(p), 0.f);
-  if (lean(p)) {
-    // Raw weights in panels of 16 output channels: R[m / 16][c][kh * 3 + kw][m % 16], so that a
-    // task reads only its own channels' weights, contiguously.
-    for (size_t m = 0; m < p.M; ++m)
-      for (size_t c = 0; c < p.C; ++c)
-        for (size_t t = 0; t < 9; ++t)
-          packed[((m / kPanel * p.C + c) * 9 + t) * kPanel + m % kPanel] = w[(m * p.C + c) * 9 + t];
-    return;
-  }
   for (size_t m = 0; m < p.M; ++m)
-    for (size_t c = 0; c < p.C; ++c) {
-      const float* g = w + (m * p.C + c) * 9;
-      double tmp[6][3];  // G g
-      for (size_t i = 0; i < 6; ++i)
-        for (size_t k = 0; k < 3; ++k)
-          tmp[i][k] = kG[i][0] * g[0 * 3 + k] + kG[i][1] * g[1 * 3 + k] + kG[i][2] * g[2 * 3 + k];
-      for (size_t i = 0; i < 6; ++i)
-        for (size_t j = 0; j < 6; ++j) {
-          const double u = tmp[i][0] * kG[j][0] + tmp[i][1] * kG[j][1] + tmp[i][2] * kG[j][2];
-          packed[(((i * 6 + j) * Mp / kPanel + m / kPanel) * p.C + c) * kPanel + m % kPanel] = static_cast<float>(u);
-        }
-    }
+    for (size_t c = 0; c < p.C; ++c)
+      for (size_t t = 0; t < 9; ++t)
+        packed[((m / kPanel * p.C + c) * 9 + t) * kPanel + m % kPanel] = w[(m * p.C + c) * 9 + t];
 }
 
-bool winograd_packing_is_exact(const Conv2dParams& p) { return wino_detail::lean(p); }
+WinogradPath winograd_path(const Conv2dParams& p) {
+  return wino_detail::lean(p) ? WinogradPath::kLean : WinogradPath::kStaged;
+}
 
 void unpack_winograd_weights(const Conv2dParams& p, const float* packed, float* w) {
   using namespace wino_detail;  // NOLINT

@@ -3,8 +3,8 @@
 // in the output transform. Same parameter struct and pointer conventions as kernels/conv2d.h.
 //
 // Why F(4x4, 3x3): 36 multiplies per 16 outputs (4x fewer than direct; F(2x2, 3x3): 2.25x),
-// transformed weights 36/9 = 4x the 3x3 weights (F(6x6, 3x3): 7.1x, which would bust VGG-16's
-// RSS budget), and an fp32 error that stays usable: with interpolation points 0, +-1, +-2, inf
+// transformed weights 36/9 = 4x the 3x3 weights (F(6x6, 3x3): 7.1x; written and read once per
+// run, and held in the arena, by the staged path below), and an fp32 error that stays usable: with interpolation points 0, +-1, +-2, inf
 // it is 15-25x im2col's (tests/kernels/test_winograd.cpp measures and bounds it: max ~4e-5
 // of the output RMS at C = 256); F(6x6, 3x3)'s larger constants are expected to cost roughly
 // another order (not measured here). Measured on VGG-16 at 1 thread: its 3x3 convs went from
@@ -19,15 +19,31 @@
 // Threads split over tile blocks and output-channel chunks, never over C: results do not depend
 // on the thread count.
 //
-// Two paths, chosen by the batch's tile count T (the packing and the kernel agree):
-//  - precomputed (T > 64, or T * C > 32768): U transformed at plan time (4x the 3x3 weights),
-//    read once per block of tiles sized so V and Y stay in cache; the input transform is
-//    vectorised along a tile row (LoadInterleaved4 takes the stride-4 columns apart);
+// The packed weights are always the raw ones in panels of 16 output channels (1x; the model keeps
+// only this copy, unpack_winograd_weights gives the raw ones back, bit for bit), transformed per
+// run. Two paths, chosen by the batch's tile count T (the packing is the same for both):
+//  - staged (T > 64, or T * C > 32768): each run first transforms ALL of U = D (G' g G'^T) D into
+//    the step's scratch (36 C Mp floats, at most 37.7 MB for 512 x 512 channels, placed by the
+//    planner's liveness like any scratch; tasks over output-channel panels, vectorised, the
+//    integer G' of the lean path), then runs the GEMMs on it, U read once per block of tiles sized
+//    so V and Y stay in cache; the input transform is vectorised along a tile row
+//    (LoadInterleaved4 takes the stride-4 columns apart). The transform costs ~2 ops and one
+//    (streamed) write + read per U value against 2T FLOPs of GEMM on it: under 1/T of the GEMM
+//    work. Measured against U transformed in double at plan time, in the same minutes: at 1
+//    thread no difference (ResNet-18 batch 2, 28x28 maps, 128 channels, 98 tiles: 1.78-1.93 ms
+//    per conv either way; ResNet-50 batch 8 stage 3, 128 tiles: 8.2-8.5 ms against 8.4-8.6;
+//    VGG-16 batch 8: 918 against 926 ms); at 2 threads a pool hand-over for the transform cost
+//    short convs 5-8% (ResNet-18 batch 1, 56x56 maps with 64 channels, ~0.5 ms), so a U of up to
+//    1 MiB is transformed by the calling thread (those convs within 2%); AlexNet batch 8's 13x13
+//    convs (128 tiles) +3%. Whole models at 1 and 2 threads, batch 1 and 8: within +-2%.
+//    That plan-time U was held beside the raw weights (5x the 3x3 weights in all): now VGG-16
+//    batch 8 holds 528 instead of 752 MiB of weights (peak RSS 971 -> 747 MiB) and plans in 46
+//    instead of 305 ms; ResNet-50 batch 8 holds 97 instead of 151 MiB (peak RSS 224 -> 171) and
+//    plans in 84 instead of 145 ms. The error is that of the lean path's fp32 transform
+//    (tests/kernels/test_winograd.cpp);
 //  - lean (T <= 64 and T * C <= 32768: 7x7, 13x13, 14x14 and 28x28 maps at batch 1, 7x7 at batch
-//    8): the packed weights are the raw ones in panels of 16 output channels (1x; the model keeps
-//    only this copy, unpack_winograd_weights gives the raw ones back), transformed per run. With
-//    few tiles every run streams all the weights once and reuses each U value only T times, so
-//    memory traffic and the transforms set the time, not the GEMM shape:
+//    8): with few tiles every run streams all the weights once and reuses each U value only T
+//    times, so memory traffic and the transforms set the time, not the GEMM shape:
 //     * the input is transformed once per run into a V shared by all tasks (split over input
 //       channels), vectorised over tiles by gathering each lane's 6x6 patch (a tile row of a
 //       7x7 map has 2 tiles: the row-wise transform wasted 7/8 of each vector and cost 25-40%);
@@ -59,17 +75,18 @@ namespace convoy::kernels {
 // Shapes the kernel handles: 3x3, stride 1, dilation 1, group 1 (any pads, any N/C/M/H/W).
 bool winograd_applicable(const Conv2dParams& p);
 
-// Packed weights, zero past M: precomputed, U[36][ceil(M/16)][C][16], transformed in double at
-// plan time (for each transform position the GEMM reads 16-channel panels contiguously); lean,
-// the raw weights as R[ceil(M/16)][C][9][16]. The layout depends on N, H, W.
+// Packed weights: the raw ones as R[ceil(M/16)][C][9][16], zero past M (whatever N, H, W). The
+// packing is a rearrangement: unpack_winograd_weights gives the ONNX-layout weights back, bit for
+// bit, so the model may drop its raw copy.
 size_t winograd_packed_weight_floats(const Conv2dParams& p);
 void pack_winograd_weights(const Conv2dParams& p, const float* w, float* packed);
-// True when the packed weights are the raw ones rearranged (the lean path):
-// unpack_winograd_weights then gives the ONNX-layout weights back, bit for bit.
-bool winograd_packing_is_exact(const Conv2dParams& p);
 void unpack_winograd_weights(const Conv2dParams& p, const float* packed, float* w);
+// Which of the two paths (see above) the kernel takes for these parameters.
+enum class WinogradPath { kLean, kStaged };
+WinogradPath winograd_path(const Conv2dParams& p);
 
-// Scratch for `threads` workers (per-thread transformed-input and GEMM-output blocks).
+// Scratch for `threads` workers (staged: the transformed weights U, shared, plus per-thread
+// transformed-input and GEMM-output blocks; lean: the shared transformed input plus per thread).
 size_t winograd_scratch_floats(const Conv2dParams& p, size_t threads);
 
 // Requires winograd_applicable(p); ep.bias/ep.residual are read from p.ep. `scratch` holds

@@ -103,8 +103,8 @@ void plan_conv(OpContext& c) {
   // against im2col (1 thread): 2.5-3.5x faster from C = 8-32 (M = 16-32, 28x28-56x56 maps) up to
   // VGG/ResNet's 512 channels, but slower on the first conv of an image model (C = 3: a K = 3
   // GEMM cannot pay for the transforms), which stays on im2col. C >= 16 keeps a margin. Its packed
-  // weights are 4x the 3x3 weights, or, for batches of few tiles (up to 28x28 maps at batch 1,
-  // 7x7 at batch 8), the raw weights rearranged, transformed per run (kernels/winograd.h).
+  // weights are the raw weights rearranged, transformed per run (few tiles: inside the GEMMs; many
+  // tiles: all at once into the step's scratch; kernels/winograd.h).
   const bool winograd = kernels::winograd_applicable(p) && p.C >= 16 && p.M >= 16;
   const size_t packed_floats =
       winograd ? kernels::winograd_packed_weight_floats(p) : kernels::conv2d_packed_weight_floats(p);
@@ -120,10 +120,8 @@ void plan_conv(OpContext& c) {
   } else if (c.is_const(1)) {
     auto packed = std::make_shared<std::vector<float>>(packed_floats);
     pack(p, c.const_input(1, "weights").f32(), packed->data());
-    if (winograd && !kernels::winograd_packing_is_exact(p)) {
-      ins[1] = c.keep_const(std::move(packed));  // transformed weights: the model keeps the raw ones too
-    } else if (winograd) {
-      // Few tiles: the raw weights in panels of 16 output channels, the model keeps only them.
+    if (winograd) {
+      // Transformed per run: the raw weights in panels of 16 output channels, the model keeps only them.
       ins[1] = c.keep_packed(1, std::move(packed),
                              [p](const float* pk, float* w) { kernels::unpack_winograd_weights(p, pk, w); });
     } else {
