@@ -341,6 +341,39 @@ TEST_CASE("gemm: pre-packed A (conv weights), sizes around the tiles, batch, 1 a
   });
 }
 
+// The 1x1-conv shapes (A pre-packed, B rows read in place): column blocks of 240 and more
+// columns run row panels outer and fetch the next B block (the task's next K block, or the next
+// task's first) while they compute; all M in one row block up to 1056 rows, two past it. Odd
+// row lengths (b_rs = N + 2) start B rows off cache lines; the last column block is partial.
+TEST_CASE("gemm: pre-packed A, wide column blocks (rows outer, B prefetched), batch, 1 and 3 threads") {
+  std::mt19937 rng(kernel_test::test_seed("gemm prepacked wide"));
+  kernel_test::for_each_target([&](const char* name) {
+    const bool slow = std::string(name) == "SCALAR";
+    struct Shape {
+      size_t M, N, K, batch;
+    };
+    const Shape shapes[] = {{37, 241, 64, 3}, {70, 500, 600, 2}, {9, 977, 300, 2}, {64, 1200, 17, 4},
+                            {1100, 250, 20, 1}, {200, 480, 257, 1}, {8, 481, 1, 2}};
+    for (const Shape& s : shapes) {
+      if (slow && s.M * s.N * s.K * s.batch > 2000000) continue;
+      for (int variant = 0; variant < 2; ++variant) {
+        Case c;
+        c.M = s.M;
+        c.N = s.N;
+        c.K = s.K;
+        c.batch = s.batch;
+        c.prepacked = true;
+        c.bias = 1;
+        c.residual = variant == 0;
+        c.act = Activation::kRelu;
+        c.shared_b = variant == 1 && s.batch > 1;
+        c.beta = variant == 1 ? 0.5f : 0.f;
+        run_case(c, rng);
+      }
+    }
+  });
+}
+
 // Every height of a last, partial row panel (the micro-kernel computes 1, 2, 4 or all rows of
 // it): M = 1 .. 2 panels + 1, whole and partial column tiles, one and two K blocks, the
 // epilogue merged from registers and through the tile buffer.
@@ -372,7 +405,7 @@ TEST_CASE("gemm: packed A x packed B, row ranges") {
   kernel_test::for_each_target([&](const char*) {
     const kernels::GemmPanelLayout lay = kernels::gemm_panel_layout();
     for (size_t M : {size_t{3}, size_t{17}, size_t{260}})
-      for (size_t N : {size_t{1}, size_t{17}, size_t{49}, size_t{97}})
+      for (size_t N : {size_t{1}, size_t{17}, size_t{49}, size_t{97}, size_t{300}})
         for (size_t K : {size_t{5}, size_t{290}}) {
           INFO("M=", M, " N=", N, " K=", K);
           GemmParams p;
