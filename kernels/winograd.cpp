@@ -6,8 +6,10 @@
 //   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
 // Transform position xi = 6 * i + j, i along H, j along W.
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 
 #include "kernels/winograd.h"
 
@@ -27,7 +29,8 @@ inline constexpr size_t kLeanAhead = 2;       // lean, fused: blocks of raw weig
 inline constexpr size_t kLeanPrefetch = 8;    // lean, Ub: input channels of raw weights prefetched ahead
 inline constexpr size_t kStripMax = 64;       // widest GEMM strip of output channels (AVX-512)
 inline constexpr size_t kFusedTiles = 12;     // lean: fewer tiles take the fused passes (AVX-512)
-inline constexpr size_t kSerialU = 256 * 1024;  // staged: at most this many U floats, one thread
+inline constexpr size_t kMinTasks = 8;        // staged: tile blocks wanted (2 threads x 4)
+inline constexpr size_t kMinBlockTiles = 12;  // staged: ... unless blocks get smaller than this
 
 // The packed weights are the raw 3x3 ones in [Mp/16][C][9][16] order for both paths (see the
 // header). Lean: batches of at most kLeanTiles tiles whose transformed input V (36 T C floats,
@@ -53,8 +56,10 @@ struct Geom {
   size_t ux = 0;                 // staged: U stride between transform positions
   size_t Wb = 0;                 // floats per padded input row / vertical-transform row
   size_t n_cc = 0;               // lean: input-channel chunks of the shared input transform
-  // shared: lean, V; staged, U of all the weights. per_thread: the rest, per worker.
+  // shared: lean, V; staged, U of all the weights. per_thread: the rest, per worker. After the
+  // workers' blocks: sync_floats for the run's task counters and ready flags (RunSync).
   size_t v_floats = 0, y_floats = 0, tab_floats = 0, ub_floats = 0, per_thread = 0, shared = 0;
+  size_t n_flags = 0, sync_floats = 0;  // n_flags: lean, V blocks of kLeanC channels; staged, U panels
 };
 
 inline Geom geom(const Conv2dParams& p) {
@@ -64,7 +69,7 @@ inline Geom geom(const Conv2dParams& p) {
   g.T = p.N * g.th * g.tw;
   g.Mp = round_up(p.M, kPanel);
   if (lean(p)) {
-    // All tiles in one block; V is transformed once, shared by all tasks (split over input
+    // All tiles in one block; V is transformed once, shared by all tasks (blocks of input
     // channels), then the tasks split the output channels.
     g.TB = g.T;
     g.n_tb = 1;
@@ -79,6 +84,14 @@ inline Geom geom(const Conv2dParams& p) {
     if (tb >= 12) tb = tb / 6 * 6;  // whole register blocks of the GEMM
     tb = std::min(tb, g.T);
     g.n_tb = div_up(g.T, tb);
+    // At least kMinTasks blocks where they keep kMinBlockTiles tiles each, and an even count: the
+    // tasks are claimed dynamically, so a thread can end up one task behind (ResNet-50 batch 8,
+    // 14x14 maps: 5 blocks of 26 tiles took 4.9 ms at 2 threads and 8.0 at 1, 8 blocks of 16
+    // 4.1 and 7.8). Not on maps of more than 8 tile columns: the input transform works on whole
+    // vectors of a tile row's tiles, and blocks of a row or two wasted lanes on partial rows
+    // (ResNet-50 batch 1, 56x56 maps: 8 blocks 0.84 ms at 1 thread, 2 blocks 0.79).
+    if (g.tw <= 8) g.n_tb = std::max(g.n_tb, std::min(kMinTasks, g.T / kMinBlockTiles));
+    if (g.n_tb > 1) g.n_tb = round_up(g.n_tb, 2);
     g.TB = div_up(g.T, g.n_tb);  // balanced blocks
     // Small maps have few tile blocks: split the output channels too (each chunk redoes the cheap
     // input transform) so that two or more workers have something to do.
@@ -107,6 +120,7 @@ inline Geom geom(const Conv2dParams& p) {
     // Shared V; per thread Y, the gather offsets and padding masks of one chunk of tiles (2 x 36
     // vectors) and the staging.
     g.shared = g.v_floats;
+    g.n_flags = g.n_cc;
     g.tab_floats = 2 * kPos * kMaxLanes;
     g.ub_floats = kPos * std::min(kStripMax, g.Mp) * std::min(kLeanC, p.C);  // unused by the fused passes
     g.per_thread = g.y_floats + g.tab_floats + g.ub_floats + stage;
@@ -114,8 +128,12 @@ inline Geom geom(const Conv2dParams& p) {
     // Shared U (transformed at the start of the run); per thread V, Y, 6 padded input rows, 6
     // vertical-transform rows and the staging.
     g.shared = kPos * g.ux;
+    g.n_flags = g.Mp / kPanel;
     g.per_thread = g.v_floats + g.y_floats + 12 * g.Wb + stage;
   }
+  // Two task counters on lines of their own, then a flag per V block / U panel (32-bit words),
+  // placed last: the offsets between V, U and the per-thread blocks stay those that were tuned.
+  g.sync_floats = 2 * kMaxLanes + g.n_flags;
   return g;
 }
 
@@ -170,6 +188,45 @@ HWY_INLINE void at6(const VF* y, VF* o) {
   o[2] = hn::MulAdd(hn::Set(df, 4.f), c, a);
   o[3] = hn::Add(hn::MulAdd(hn::Set(df, 8.f), e, b), y[5]);
 }
+
+// One pool run per convolution: its two phases (lean: the shared input transform V, then the
+// output-channel chunks; staged: the U panels, then the tile blocks) are claimed from counters in
+// the scratch by whichever thread is free, and a task that needs a V block or U panel not yet
+// written spins on its flag. A pool job per phase paid the pool's wake-up and hand-back twice
+// (~55 us per job at 2 threads, against 0.4-1 ms convs; kernels/winograd.h). Waits end whatever
+// the number of threads that join (one may run everything): a thread claims phase-2 work only
+// after every phase-1 item was claimed, and a claimed item is being computed by a thread that
+// does not wait before finishing it.
+class RunSync {
+ public:
+  // sync: sync_floats floats after the per-thread blocks of the run's threads.
+  RunSync(float* sync, const Geom& g) : w_(reinterpret_cast<uint32_t*>(sync)), n_flags_(g.n_flags) {}
+  // By the calling thread before the pool run (the pool's hand-over orders these stores).
+  void reset() const { std::fill(w_, w_ + 2 * kMaxLanes + n_flags_, 0u); }
+  // Next item of phase `phase` (0 or 1).
+  size_t claim(size_t phase) const {
+    return std::atomic_ref<uint32_t>(w_[phase * kMaxLanes]).fetch_add(1, std::memory_order_relaxed);
+  }
+  void set(size_t i) const { std::atomic_ref<uint32_t>(w_[2 * kMaxLanes + i]).store(1, std::memory_order_release); }
+  HWY_INLINE void wait(size_t i) const {
+    if (std::atomic_ref<uint32_t>(w_[2 * kMaxLanes + i]).load(std::memory_order_acquire) == 0) spin(i);
+  }
+
+ private:
+  HWY_NOINLINE void spin(size_t i) const {
+    const std::atomic_ref<uint32_t> flag(w_[2 * kMaxLanes + i]);
+    for (size_t spins = 0; flag.load(std::memory_order_acquire) == 0; ++spins) {
+      if (spins < 4096) {
+        hwy::Pause();
+      } else {
+        std::this_thread::yield();  // the writer was preempted
+      }
+    }
+  }
+
+  uint32_t* w_;
+  size_t n_flags_;
+};
 
 // Input transform of tiles [t_begin, t_end) into V[xi][c][t - t_begin] (row stride g.TBs).
 // P: 6 padded input rows, Tv: their vertical transform (g.Wb floats each).
@@ -355,7 +412,7 @@ void transform_weights_panel(const Conv2dParams& p, const Geom& g, const float* 
       }
     }
   }
-  if (aligned) hwy::FlushStream();  // order the streamed stores before the pool's hand-over
+  if (aligned) hwy::FlushStream();  // order the streamed stores before the panel's ready flag
 }
 
 // Tiles per fused pass: 6 x TT accumulators (AVX-512: 24 of 32 registers).
@@ -660,53 +717,64 @@ void output_transform(const Conv2dParams& p, const Geom& g, const float* Y, size
 void winograd_impl(const Conv2dParams& p, const float* in, const float* R, float* out, float* scratch,
                    const Parallel* par) {
   const Geom g = geom(p);
+  // One task per thread; each claims the items of both phases (see RunSync).
+  const size_t workers = std::max<size_t>(1, par->threads());
+  const RunSync sync(scratch + g.shared + workers * g.per_thread, g);
+  sync.reset();
   if (lean(p)) {
-    // Lean: transform the input once into the shared V (tasks over input channels), then GEMMs
-    // and output transform per chunk of output channels.
+    // Lean: the input transformed once into the shared V (blocks of kLeanC input channels), then
+    // GEMMs and output transform per chunk of output channels, each waiting for V's blocks in turn.
     float* V = scratch;
-    par->run(g.n_cc, [&](size_t task, size_t thread) {
-      float* tab = scratch + g.shared + thread * g.per_thread + g.y_floats;
-      const size_t c0 = task * kLeanC;
-      input_transform_lean(p, g, in, c0, std::min(p.C, c0 + kLeanC), V, tab);
-    });
-    par->run(g.n_mc, [&](size_t mc, size_t thread) {
+    par->run(workers, [&](size_t, size_t thread) {
       float* Y = scratch + g.shared + thread * g.per_thread;
-      float* Ub = Y + g.y_floats + g.tab_floats;
+      float* tab = Y + g.y_floats;
+      float* Ub = tab + g.tab_floats;
       float* stage = Ub + g.ub_floats;
-      const size_t m0 = mc * g.Mc, mlen = std::min(g.Mc, g.Mp - m0);
-      // The fused passes need the 32 registers of AVX-512 (6 x 4 accumulators): with 16
-      // (kTT = 1) they redo the transform per tile, 1.7-2.4x slower than the Ub GEMMs (AVX2, 7x7).
-      if (g.T < kFusedTiles && kTT >= 4) {
-        gemms_lean(p, g, V, R, g.T, m0, mlen, Y);
-      } else {
-        gemms_lean_ub(p, g, V, R, g.T, m0, mlen, Y, Ub);
+      for (size_t cc; (cc = sync.claim(0)) < g.n_cc;) {
+        const size_t c0 = cc * kLeanC;
+        input_transform_lean(p, g, in, c0, std::min(p.C, c0 + kLeanC), V, tab);
+        sync.set(cc);
       }
-      output_transform(p, g, Y, 0, g.T, m0, mlen, true, out, stage);
+      for (size_t mc; (mc = sync.claim(1)) < g.n_mc;) {
+        const size_t m0 = mc * g.Mc, mlen = std::min(g.Mc, g.Mp - m0);
+        // All of V first: waiting per block inside the GEMMs cost 1-3% at 1 thread, and by the
+        // time a thread gets here the other one is finishing its last block, if any.
+        for (size_t cc = 0; cc < g.n_cc; ++cc) sync.wait(cc);
+        // The fused passes need the 32 registers of AVX-512 (6 x 4 accumulators): with 16
+        // (kTT = 1) they redo the transform per tile, 1.7-2.4x slower than the Ub GEMMs (AVX2, 7x7).
+        if (g.T < kFusedTiles && kTT >= 4) {
+          gemms_lean(p, g, V, R, g.T, m0, mlen, Y);
+        } else {
+          gemms_lean_ub(p, g, V, R, g.T, m0, mlen, Y, Ub);
+        }
+        output_transform(p, g, Y, 0, g.T, m0, mlen, true, out, stage);
+      }
     });
     return;
   }
   // Staged: U of every panel into the shared scratch, then tasks over tile blocks x output-channel
-  // chunks, each reading the U panels of its chunk.
-  // A small U (up to 1 MiB; 64 x 64 channels: 0.6 MB) is transformed by the calling thread:
-  // waking the pool for it cost more than it saved (ResNet-18's 56x56 convs at 2 threads: 5-8%).
-  if (g.shared <= kSerialU) {
-    for (size_t pm = 0; pm < g.Mp / kPanel; ++pm) transform_weights_panel(p, g, R, pm, scratch);
-  } else {
-    par->run(g.Mp / kPanel, [&](size_t pm, size_t) { transform_weights_panel(p, g, R, pm, scratch); });
-  }
-  const float* U = scratch;
-  par->run(g.n_tb * g.n_mc, [&](size_t task, size_t thread) {
-    const size_t b = task / g.n_mc, mc = task % g.n_mc;
-    const size_t t_begin = b * g.TB, nt = std::min(g.TB, g.T - t_begin);
-    const size_t m0 = mc * g.Mc, mlen = std::min(g.Mc, g.Mp - m0);
+  // chunks; a task transforms its tiles' input, then waits for the U panels of its chunk.
+  float* U = scratch;
+  const size_t n_panels = g.Mp / kPanel;
+  par->run(workers, [&](size_t, size_t thread) {
+    for (size_t pm; (pm = sync.claim(0)) < n_panels;) {
+      transform_weights_panel(p, g, R, pm, U);
+      sync.set(pm);
+    }
     float* V = scratch + g.shared + thread * g.per_thread;
     float* Y = V + g.v_floats;
     float* P = Y + g.y_floats;
     float* Tv = P + 6 * g.Wb;
     float* stage = Tv + 6 * g.Wb;
-    input_transform(p, g, in, t_begin, t_begin + nt, V, P, Tv);
-    gemms(p, g, V, U, nt, m0, mlen, Y);
-    output_transform(p, g, Y, t_begin, nt, m0, mlen, false, out, stage);
+    for (size_t task; (task = sync.claim(1)) < g.n_tb * g.n_mc;) {
+      const size_t b = task / g.n_mc, mc = task % g.n_mc;
+      const size_t t_begin = b * g.TB, nt = std::min(g.TB, g.T - t_begin);
+      const size_t m0 = mc * g.Mc, mlen = std::min(g.Mc, g.Mp - m0);
+      input_transform(p, g, in, t_begin, t_begin + nt, V, P, Tv);
+      for (size_t pm = m0 / kPanel; pm < (m0 + mlen) / kPanel; ++pm) sync.wait(pm);
+      gemms(p, g, V, U, nt, m0, mlen, Y);
+      output_transform(p, g, Y, t_begin, nt, m0, mlen, false, out, stage);
+    }
   });
 }
 
@@ -754,7 +822,7 @@ void unpack_winograd_weights(const Conv2dParams& p, const float* packed, float* 
 
 size_t winograd_scratch_floats(const Conv2dParams& p, size_t threads) {
   const wino_detail::Geom g = wino_detail::geom(p);
-  return g.shared + std::max<size_t>(threads, 1) * g.per_thread;
+  return g.shared + std::max<size_t>(threads, 1) * g.per_thread + g.sync_floats;
 }
 
 void winograd_conv3x3(const Conv2dParams& p, const float* in, const float* w_packed, float* out, float* scratch,

@@ -19,6 +19,24 @@
 // Threads split over tile blocks and output-channel chunks, never over C: results do not depend
 // on the thread count.
 //
+// Threads: a run is ONE pool job of one task per thread. Each task claims the items of two
+// phases from counters in the scratch (lean: blocks of 32 input channels of the shared V, then
+// output-channel chunks; staged: U panels, then tile blocks x output-channel chunks) and waits
+// (spinning) only for what it is about to read (a lean chunk: all of V; a staged task: its
+// chunk's U panels, after its own input transform), so a worker that wakes late finds phase 1
+// done or nearly (one thread may run everything; the test has a pool that does). A pool job
+// costs ~30 us before the second thread starts (futex wake-up on this VM) and ~25 us to hand the
+// end back: the former two jobs per lean run paid that twice, and the staged path's U transform
+// by the calling thread left the other idle. Staged batches are
+// also cut into at least 8 (even) tile blocks where a map has at most 8 tile columns. Kernel
+// alone at 2 threads (weights cold, as in a model; alternating, 3 rounds), two jobs -> one:
+// ResNet 28x28 maps with 128 channels 0.50 -> 0.43-0.44 ms (1 thread 0.78), 14x14 with 256
+// 0.61-0.64 -> 0.60-0.62 (1.02), 56x56 with 64 0.436 -> 0.42 (0.78), 7x7 with 512 0.675 -> 0.64
+// (1.0-1.2), AlexNet's 13x13 maps unchanged (0.61-0.67 against 1.0-1.2); batch 8, 14x14 with
+// 256 (5 -> 8 blocks) 4.9-5.1 -> 4.1-4.4 (1 thread 8.0 -> 7.8). The lean path stays at ~1.65x on
+// 13x13/14x14 maps: the second thread starts ~30 us late, then reads half of V from the other
+// core's cache (its GEMMs 5-10% slower than the first thread's, measured per phase).
+//
 // The packed weights are always the raw ones in panels of 16 output channels (1x; the model keeps
 // only this copy, unpack_winograd_weights gives the raw ones back, bit for bit), transformed per
 // run. Two paths, chosen by the batch's tile count T (the packing is the same for both):
@@ -32,10 +50,10 @@
 //    work. Measured against U transformed in double at plan time, in the same minutes: at 1
 //    thread no difference (ResNet-18 batch 2, 28x28 maps, 128 channels, 98 tiles: 1.78-1.93 ms
 //    per conv either way; ResNet-50 batch 8 stage 3, 128 tiles: 8.2-8.5 ms against 8.4-8.6;
-//    VGG-16 batch 8: 918 against 926 ms); at 2 threads a pool hand-over for the transform cost
-//    short convs 5-8% (ResNet-18 batch 1, 56x56 maps with 64 channels, ~0.5 ms), so a U of up to
-//    1 MiB is transformed by the calling thread (those convs within 2%); AlexNet batch 8's 13x13
-//    convs (128 tiles) +3%. Whole models at 1 and 2 threads, batch 1 and 8: within +-2%.
+//    VGG-16 batch 8: 918 against 926 ms); at 2 threads a pool job of its own for the transform
+//    cost short convs 5-8% (ResNet-18 batch 1, 56x56 maps with 64 channels, ~0.5 ms): it is now
+//    the first phase of the run's one job (see Threads above); AlexNet batch 8's 13x13 convs
+//    (128 tiles) +3%. Whole models at 1 and 2 threads, batch 1 and 8: within +-2%.
 //    That plan-time U was held beside the raw weights (5x the 3x3 weights in all): now VGG-16
 //    batch 8 holds 528 instead of 752 MiB of weights (peak RSS 971 -> 747 MiB) and plans in 46
 //    instead of 305 ms; ResNet-50 batch 8 holds 97 instead of 151 MiB (peak RSS 224 -> 171) and
@@ -44,9 +62,10 @@
 //  - lean (T <= 64 and T * C <= 32768: 7x7, 13x13, 14x14 and 28x28 maps at batch 1, 7x7 at batch
 //    8): with few tiles every run streams all the weights once and reuses each U value only T
 //    times, so memory traffic and the transforms set the time, not the GEMM shape:
-//     * the input is transformed once per run into a V shared by all tasks (split over input
-//       channels), vectorised over tiles by gathering each lane's 6x6 patch (a tile row of a
-//       7x7 map has 2 tiles: the row-wise transform wasted 7/8 of each vector and cost 25-40%);
+//     * the input is transformed once per run into a V shared by all tasks (blocks of input
+//       channels, the run's first phase), vectorised over tiles by gathering each lane's 6x6
+//       patch (a tile row of a 7x7 map has 2 tiles: the row-wise transform wasted 7/8 of each
+//       vector and cost 25-40%);
 //     * U' = G' g G'^T with the integer G' = D^-1 G (D = diag(1/4, -1/6, -1/6, 1/24, 1/24, 1)),
 //       D D applied to Y in the output transform (the GEMMs are linear in U): 7 adds per
 //       6-point transform instead of 10 multiplies and adds;

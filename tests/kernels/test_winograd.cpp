@@ -4,13 +4,16 @@
 // few tiles take the lean path (fused passes below 12 tiles, a transformed block in scratch from
 // 12 to 64), the others the staged one (all the weights transformed into scratch at the start of
 // the run): the cases cover all three (both paths counted). Both keep the raw weights rearranged:
-// unpacking gives them back bit for bit.
+// unpacking gives them back bit for bit. A run is one pool job whose workers claim the items of
+// both phases and wait for the V blocks / U panels they need: a pool whose workers start late or
+// one after the other (the first then does everything) must give the same bits.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <random>
 #include <string>
@@ -70,7 +73,18 @@ Conv2dParams params(const Case& cs) {
   return p;
 }
 
-// Runs the case with 1 and 3 threads; returns max |got - want| / (sqrt(9 C) eps) over the outputs.
+// Three workers that run one after the other, the last first: the first to run finds every item
+// unclaimed and does all the work, the others find none (a pool whose workers woke late).
+class LateParallel final : public kernels::Parallel {
+ public:
+  size_t threads() const override { return 3; }
+  void run(size_t n_tasks, const std::function<void(size_t, size_t)>& fn) const override {
+    for (size_t i = n_tasks; i-- > 0;) fn(i, i % 3);
+  }
+};
+
+// Runs the case with 1 and 3 threads (and 3 late ones); returns max |got - want| / (sqrt(9 C) eps)
+// over the outputs.
 double run_case(const Case& cs, std::mt19937& rng) {
   INFO(describe(cs));
   Conv2dParams p = params(cs);
@@ -97,18 +111,20 @@ double run_case(const Case& cs, std::mt19937& rng) {
     kernels::unpack_winograd_weights(p, packed.data(), back.data());
     CHECK(std::memcmp(back.data(), w.data(), w.size() * sizeof(float)) == 0);
   }
-  std::vector<float> got[2];
-  const size_t threads[2] = {1, 3};
-  for (int t = 0; t < 2; ++t) {
+  std::vector<float> got[3];
+  const size_t threads[3] = {1, 3, 3};
+  for (int t = 0; t < 3; ++t) {
     got[t].assign(out_size, std::numeric_limits<float>::quiet_NaN());
     // 1 thread: 64 B-aligned scratch (as the arena's: the staged path streams U into it); 3
     // threads: misaligned by a float (plain stores). Both must give the same bits.
     std::vector<float> buf(kernels::winograd_scratch_floats(p, threads[t]) + 17);
-    float* scratch = buf.data() + (16 - reinterpret_cast<uintptr_t>(buf.data()) / sizeof(float) % 16) % 16 + t;
+    float* scratch = buf.data() + (16 - reinterpret_cast<uintptr_t>(buf.data()) / sizeof(float) % 16) % 16 + (t & 1);
     if (t == 0) {
       kernels::winograd_conv3x3(p, in.data(), packed.data(), got[t].data(), scratch, kernels::SerialParallel());
-    } else {
+    } else if (t == 1) {
       kernels::winograd_conv3x3(p, in.data(), packed.data(), got[t].data(), scratch, kernel_test::ThreadParallel(3));
+    } else {
+      kernels::winograd_conv3x3(p, in.data(), packed.data(), got[t].data(), scratch, LateParallel());
     }
   }
   const double eps = std::numeric_limits<float>::epsilon();
@@ -124,6 +140,7 @@ double run_case(const Case& cs, std::mt19937& rng) {
     worst = std::max(worst, err / unit);
   }
   CHECK(std::memcmp(got[0].data(), got[1].data(), out_size * sizeof(float)) == 0);
+  CHECK(std::memcmp(got[0].data(), got[2].data(), out_size * sizeof(float)) == 0);
   return worst;
 }
 
@@ -155,6 +172,9 @@ const Case kCases[] = {
     {2, 40, 30, 30, 130, 1, 1, 1, 1, true, true, Activation::kRelu},    // staged, 128 tiles, strip tail
     {1, 17, 45, 46, 33, 0, 2, 1, 1, false, true, Activation::kLeakyRelu}, // staged: odd sizes, pads
     {3, 64, 28, 28, 64, 1, 1, 1, 1, true, false, Activation::kRelu},     // staged: 147 tiles, ResNet-like
+    {8, 40, 14, 13, 40, 1, 1, 1, 0, true, true, Activation::kRelu},      // staged, 4 tile columns: 8 blocks
+    {5, 24, 7, 15, 20, 0, 1, 2, 1, false, true, Activation::kNone},      // staged, 5 blocks made even
+    {1, 200, 13, 13, 72, 1, 1, 1, 1, true, true, Activation::kRelu},     // lean: 7 V blocks, 2 chunks + tail
 };
 
 }  // namespace
