@@ -7,18 +7,27 @@
 //    tile; one task per (image, group, pixel tile[, row block of the output channels: plan_tiles
 //    balances the two splits for few threads]). The gather stages each input channel's rows
 //    zero-padded, so every tap is a vector copy (de-interleave for strides 2 and 4) even on
-//    7- and 14-pixel rows;
+//    7- and 14-pixel rows; kernels wider than 3 with a column stride (7x7/2, 11x11/4) stage the
+//    rows split by column phase, de-interleaved once, and copy every tap contiguously. With few
+//    tiles for the threads (batch 1 on 14x14 maps) the col matrix of a whole image is gathered
+//    once by all threads into shared scratch, then the GEMM runs in row parts, in one parallel
+//    run (im2col_shared);
 //  - transposed (maps under 64 pixels, not a multiple of 16, M >= 64, K >= 512, group 1: ResNet
 //    stage 4 at 7x7): out^T[pixels][M] = col^T * W^T with the weights packed as the GEMM's B operand, so the
 //    vectors run over output channels, then transposed into NCHW with the residual/activation;
-//    its col^T is gathered from staged rows too and packed in parallel.
+//    its col^T is gathered from staged rows too and packed in parallel, in the GEMM's parallel
+//    run (one run per image: a thread pool's wake-up costs 20-40 us).
 // Packed weights: per group, the [Mg][Cg*KH*KW] weight matrix in the GEMM's packed-A panel
 // layout (kernels/gemm.h), packed once at plan time (transposed path: W^T in the packed-B
 // layout); depthwise weights stay in the ONNX layout.
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <thread>
 
+#include "hwy/cache_control.h"
 #include "kernels/conv2d.h"
 #include "kernels/gemm.h"
 
@@ -31,6 +40,41 @@ inline constexpr size_t kColBudgetFloats = 1 << 17;  // im2col tile: Kg * P floa
 
 inline size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 inline size_t round_up(size_t a, size_t b) { return div_up(a, b) * b; }
+
+// One stage of work shared by the tasks of an outer Parallel::run, so that several stages run
+// in one run (a thread pool's wake-up cost 20-40 us here, as much as a small conv's gather):
+// every outer task calls run() on a JoinedStage over the same counters; each claims stage tasks
+// until none is left, then waits until all are done. Claimed tasks are being run by running
+// outer tasks, so the wait ends whatever the order or concurrency of the outer tasks (one
+// thread: the first outer task runs the whole stage). `thread` is the outer task's.
+struct StageCounters {
+  std::atomic<size_t> claimed{0}, done{0};
+};
+class JoinedStage final : public Parallel {
+ public:
+  static constexpr size_t kSpins = 4096;
+  JoinedStage(StageCounters& c, size_t threads, size_t thread) : c_(c), threads_(threads), thread_(thread) {}
+  size_t threads() const override { return threads_; }
+  void run(size_t n_tasks, const std::function<void(size_t, size_t)>& fn) const override {
+    for (size_t t = c_.claimed.fetch_add(1); t < n_tasks; t = c_.claimed.fetch_add(1)) {
+      fn(t, thread_);
+      c_.done.fetch_add(1, std::memory_order_release);
+    }
+    // Spin briefly (the stage's other tasks are running), then yield: with more threads than
+    // cores their owner may be descheduled.
+    for (size_t spins = 0; c_.done.load(std::memory_order_acquire) < n_tasks; ++spins) {
+      if (spins < kSpins) {
+        hwy::Pause();
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+
+ private:
+  StageCounters& c_;
+  size_t threads_, thread_;
+};
 
 enum class ConvPath { kPointwise, kDepthwise, kIm2col };
 
@@ -153,21 +197,45 @@ inline size_t dw_plane_floats(const Conv2dParams& p) {
 
 // im2col stages the input rows a pixel tile reads as zero-padded rows (one input channel at a
 // time): every tap of a run of output pixels is then a copy without bounds checks, whole vectors
-// even on 7- and 14-pixel rows. Row r of the stage is padded row y0 + r (y = ih + pad_top), rs
-// floats: columns x = iw + pad_left in [0, pw), then slack for the vector de-interleave of
-// strides 2 and 4 (reads up to sw vectors past the last column a pixel needs).
+// even on 7- and 14-pixel rows. Staged row r is padded row y0 + r (y = ih + pad_top), rs floats.
+// Kernels wider than 3 with a column stride (ResNet's 7x7/2 stem, AlexNet's 11x11/4) split each
+// staged row by column phase (x % stride_w) as the depthwise path does: the row is de-interleaved
+// once and every tap is a contiguous copy (7 and 11 taps per row: gather 15-25% faster); phase
+// ph at ph * prs holds padded columns x = i * sw + ph (x = iw + pad_left) for i < pws, then a
+// vector of slack the copies read; the row is first padded into a per-thread buffer of `pad`
+// floats (zeros past pw for the de-interleaving loads, which read up to sw * (L + 1) past it).
+// Otherwise (3x3/2: de-interleaving the rows cost more than it saved) there is one phase of pw
+// columns and the taps copy with the stride (vector de-interleave for strides 2 and 4, which
+// reads up to sw vectors past the last column a pixel needs: the slack).
 struct RowGeom {
-  size_t pw, rs, rows;
+  size_t pw, phases, cs, pws, prs, rs, pad, rows;
 };
+inline bool phase_split(const Conv2dParams& p) {
+  return p.stride_w > 1 && (p.KW > 3 || (p.stride_w != 2 && p.stride_w != 4));
+}
 inline RowGeom row_geom(const Conv2dParams& p, size_t P) {
   RowGeom g{};
-  g.pw = (p.OW - 1) * p.stride_w + (p.KW - 1) * p.dil_w + 1;
-  const size_t slack = (p.stride_w == 2 || p.stride_w == 4 ? p.stride_w : 1) * kMaxLanes;
-  g.rs = round_up(g.pw + slack, 16);
+  const size_t sw = p.stride_w;
+  g.pw = (p.OW - 1) * sw + (p.KW - 1) * p.dil_w + 1;
+  if (phase_split(p)) {
+    g.phases = sw;
+    g.cs = 1;
+    g.pws = div_up(g.pw, sw);
+    g.prs = round_up(g.pws + kMaxLanes, 16);
+    g.pad = round_up(g.pw + sw * (kMaxLanes + 1), 16);
+  } else {
+    g.phases = 1;
+    g.cs = sw;
+    g.pws = g.pw;
+    g.prs = round_up(g.pw + (sw == 2 || sw == 4 ? sw : 1) * kMaxLanes, 16);
+    g.pad = 0;
+  }
+  g.rs = g.phases * g.prs;
   // P consecutive pixels span at most P / OW + 2 output rows.
   g.rows = (P / p.OW + 1) * p.stride_h + (p.KH - 1) * p.dil_h + 1;
   return g;
 }
+inline size_t staged_floats(const RowGeom& g) { return round_up(g.rows * g.rs, 16) + g.pad; }
 
 // Per-thread scratch of the im2col path: one packed col tile (panel widths are multiples of the
 // lanes, so K * round_up(P, kMaxLanes) bounds it on every target) plus a vector of slack for the
@@ -176,9 +244,24 @@ inline size_t im2col_col_floats(const Conv2dParams& p) {
   return round_up(kdim(p) * round_up(pixel_tile(p, 1), kMaxLanes) + kMaxLanes, 16);
 }
 inline size_t im2col_per_thread(const Conv2dParams& p) {
-  const RowGeom g = row_geom(p, pixel_tile(p, 1));
-  return im2col_col_floats(p) + round_up(g.rows * g.rs, 16);
+  return im2col_col_floats(p) + staged_floats(row_geom(p, pixel_tile(p, 1)));
 }
+
+// Few pixel tiles for the threads (batch 1 on 14x14 maps: 196 pixels; at 2 threads the tiles
+// were 48 pixels plus one of 4, each streaming all the weights, or tiles split in row parts
+// that each gathered the tile again): the col matrix of one image and group is gathered once
+// into shared scratch (packed-B panels over all its pixels), the input channels split over the
+// threads, then the GEMM runs in row parts (each thread reads only its rows of the weights) and
+// column chunks of whole panels. Scratch: that col matrix, then per thread the staged rows of a
+// whole channel.
+inline bool im2col_shared(const Conv2dParams& p, size_t threads) {
+  if (threads <= 1) return false;
+  return p.N * p.group * div_up(p.OH * p.OW, pixel_tile(p, 1)) < 2 * threads;
+}
+inline size_t shared_col_floats(const Conv2dParams& p) {
+  return round_up(kdim(p) * round_up(p.OH * p.OW, kMaxLanes) + kMaxLanes, 16);
+}
+inline size_t shared_per_thread(const Conv2dParams& p) { return staged_floats(row_geom(p, p.OH * p.OW)); }
 
 // Scratch of the transposed path, in order: col [K][lcol] (im2col only; rows of lcol >= ohw +
 // a vector, so that a row's last partial vector stays inside the row), packed A (col^T),
@@ -199,8 +282,7 @@ inline TrGeom tr_geom(const Conv2dParams& p) {
   g.ldc = round_up(p.M, 16) + 16;
   g.ct = round_up(ohw, kMaxLanes) * g.ldc;
   if (!pointwise) {
-    const RowGeom rg = row_geom(p, ohw);
-    g.rows = round_up(rg.rows * rg.rs, 16);
+    g.rows = staged_floats(row_geom(p, ohw));
   }
   return g;
 }
@@ -223,21 +305,45 @@ using namespace conv_detail;  // NOLINT
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-// Padded row y (ih = y - pad_top) of an input plane: dst[x] = in(ih, x - pad_left) for x < pw,
-// zero outside the input and in the slack the copies read (sw vectors for strides 2 and 4, one
-// otherwise; rs leaves room for the widest target).
-void stage_row(const Conv2dParams& p, const float* plane, size_t y, const RowGeom& g, float* HWY_RESTRICT dst) {
-  const size_t L = hn::Lanes(DF());
-  const size_t end = std::min(g.rs, g.pw + (p.stride_w == 2 || p.stride_w == 4 ? p.stride_w : 1) * L);
-  const ptrdiff_t ih = static_cast<ptrdiff_t>(y) - static_cast<ptrdiff_t>(p.pad_top);
-  if (ih < 0 || ih >= static_cast<ptrdiff_t>(p.H)) {
-    std::fill(dst, dst + end, 0.f);
+// dst[0, n) = 0. The last partial vector is a masked store (emulated on the narrower targets:
+// it reads and rewrites up to a vector past n, which every caller's buffer has room for).
+HWY_INLINE void zero_floats(float* HWY_RESTRICT dst, size_t n) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  const VF z = hn::Zero(d);
+  size_t i = 0;
+  for (; i + L <= n; i += L) hn::StoreU(z, d, dst + i);
+  if (i < n) hn::BlendedStore(z, hn::FirstN(d, n - i), d, dst + i);
+}
+
+// dst[0, n) = src[0, n) without reading past src + n: whole vectors, the last one overlapping
+// the one before (rows shorter than a vector: memcpy).
+HWY_INLINE void copy_floats(const float* HWY_RESTRICT src, size_t n, float* HWY_RESTRICT dst) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  if (n < L) {
+    std::memcpy(dst, src, n * sizeof(float));
     return;
   }
-  const size_t lo = std::min(p.pad_left, g.pw), hi = std::min(p.pad_left + p.W, g.pw);
-  std::fill(dst, dst + lo, 0.f);
-  if (hi > lo) std::memcpy(dst + lo, plane + static_cast<size_t>(ih) * p.W + (lo - p.pad_left), (hi - lo) * sizeof(float));
-  std::fill(dst + std::max(lo, hi), dst + end, 0.f);
+  size_t i = 0;
+  for (; i + L <= n; i += L) hn::StoreU(hn::LoadU(d, src + i), d, dst + i);
+  if (i < n) hn::StoreU(hn::LoadU(d, src + n - L), d, dst + n - L);
+}
+
+// Padded row y (ih = y - pad_top) of an input plane: dst[x] = in(ih, x - pad_left) for x < pw,
+// zero outside the input and on up to `end` (inline vector copies: the rows are 7-230 floats,
+// where libc's memcpy/memset calls cost as much as the copies).
+HWY_INLINE void pad_row(const Conv2dParams& p, const float* plane, size_t y, size_t pw, size_t end,
+                        float* HWY_RESTRICT dst) {
+  const ptrdiff_t ih = static_cast<ptrdiff_t>(y) - static_cast<ptrdiff_t>(p.pad_top);
+  if (ih < 0 || ih >= static_cast<ptrdiff_t>(p.H)) {
+    zero_floats(dst, end);
+    return;
+  }
+  const size_t lo = std::min(p.pad_left, pw), hi = std::max(lo, std::min(p.pad_left + p.W, pw));
+  zero_floats(dst, lo);
+  copy_floats(plane + static_cast<size_t>(ih) * p.W + (lo - p.pad_left), hi - lo, dst + lo);
+  zero_floats(dst + hi, end - hi);
 }
 
 #if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
@@ -252,6 +358,31 @@ HWY_INLINE VF load_strided(const float* src, size_t sw) {
   return hn::ConcatEven(d, e1, e0);
 }
 #endif
+
+// Staged row (RowGeom) of padded row y. One phase: the padded row itself, zeros up to the slack
+// the strided copies read. Several: the row padded into the thread's buffer `pad`, then split
+// into phases, with vector de-interleaves for strides 2 and 4 (their loads stay inside `pad`:
+// see RowGeom; their stores end before pws + L <= prs).
+void stage_row(const Conv2dParams& p, const float* plane, size_t y, const RowGeom& g, float* HWY_RESTRICT dst,
+               float* HWY_RESTRICT pad) {
+  const size_t L = hn::Lanes(DF()), sw = p.stride_w;
+  if (g.phases == 1) {
+    pad_row(p, plane, y, g.pw, std::min(g.rs, g.pw + (sw == 2 || sw == 4 ? sw : 1) * L), dst);
+    return;
+  }
+  pad_row(p, plane, y, g.pw, std::min(g.pad, g.pw + sw * (L + 1)), pad);
+  for (size_t ph = 0; ph < sw; ++ph) {
+    float* HWY_RESTRICT q = dst + ph * g.prs;
+    const float* src = pad + ph;
+    size_t i = 0;
+#if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+    if (sw == 2 || sw == 4) {
+      for (; i < g.pws; i += L) hn::StoreU(load_strided(src + i * sw, sw), DF(), q + i);
+    }
+#endif
+    for (; i < g.pws; ++i) q[i] = src[i * sw];  // other strides (and the one-lane targets)
+  }
+}
 
 // dst[u] = src[u*sw] for u < n. src is a staged row (its slack covers the vector reads past n:
 // they end before src + (n-1)*sw + sw*L, and src + (n-1)*sw is at most the row's last column);
@@ -271,6 +402,67 @@ HWY_INLINE void copy_strided(const float* HWY_RESTRICT src, size_t sw, size_t n,
 #endif
   for (; u < n; ++u) dst[u] = src[u * sw];  // other strides (and the one-lane targets)
 }
+
+// dst[u] = src[u] for u < n, from a phase row (copy_strided with sw = 1 on every target).
+HWY_INLINE void copy_row(const float* HWY_RESTRICT src, size_t n, float* HWY_RESTRICT dst) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  size_t u = 0;
+  for (; u + L <= n; u += L) hn::StoreU(hn::LoadU(d, src + u), d, dst + u);
+  if (u < n) hn::BlendedStore(hn::LoadU(d, src + u), hn::FirstN(d, n - u), d, dst + u);
+}
+
+#if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+template <size_t SW>
+HWY_INLINE void copy_taps_t(const float* HWY_RESTRICT src, size_t dil, size_t taps, size_t n, float* HWY_RESTRICT dst,
+                            size_t dst_step) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  for (size_t kw = 0; kw < taps; ++kw, src += dil, dst += dst_step) {
+    size_t u = 0;
+    for (; u + L <= n; u += L) hn::StoreU(load_strided(src + u * SW, SW), d, dst + u);
+    if (u < n) hn::BlendedStore(load_strided(src + u * SW, SW), hn::FirstN(d, n - u), d, dst + u);
+  }
+}
+#endif
+
+// Taps kw < taps of output pixels [0, n) from a one-phase staged row (src: the tap kw = 0 of
+// pixel 0): dst + kw * dst_step gets src[kw * dil + u * sw] (copy_strided, the stride a constant).
+HWY_INLINE void copy_taps(const float* HWY_RESTRICT src, size_t sw, size_t dil, size_t taps, size_t n,
+                          float* HWY_RESTRICT dst, size_t dst_step) {
+#if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+  if (sw == 1) {
+    copy_taps_t<1>(src, dil, taps, n, dst, dst_step);
+    return;
+  }
+  if (sw == 2) {
+    copy_taps_t<2>(src, dil, taps, n, dst, dst_step);
+    return;
+  }
+  if (sw == 4) {
+    copy_taps_t<4>(src, dil, taps, n, dst, dst_step);
+    return;
+  }
+#endif
+  for (size_t kw = 0; kw < taps; ++kw) copy_strided(src + kw * dil, sw, n, dst + kw * dst_step);  // other strides
+}
+
+// Taps kw = 0, 1, ... of a staged row: tap kw of output column ow reads phase (kw * dil_w) %
+// phases at offset (kw * dil_w) / phases + ow * cs (RowGeom), stepped without divisions.
+struct TapWalk {
+  size_t phases, prs, dph, dq, ph = 0, q = 0;
+  TapWalk(const Conv2dParams& p, const RowGeom& g)
+      : phases(g.phases), prs(g.prs), dph(p.dil_w % g.phases), dq(p.dil_w / g.phases) {}
+  size_t offset() const { return ph * prs + q; }
+  void next() {
+    ph += dph;
+    q += dq;
+    if (ph >= phases) {
+      ph -= phases;
+      ++q;
+    }
+  }
+};
 
 // 1x1 kernels read each input pixel once: gather straight from the input rows. Row segment of
 // output row oh, columns [ow, ow+n), of one input plane: dst[u] = in(oh*sh - pad_top,
@@ -313,15 +505,40 @@ void gather_pointwise(const Conv2dParams& p, const float* plane, const float* in
   std::fill(dst + end, dst + n, 0.f);
 }
 
-// Tile of the col matrix for image `in_n`, group channels [c0, c0+Cg), output pixels [p0, p0+np),
-// written in the GEMM's packed-B layout: row k = (c*KH + kh)*KW + kw, column t lies in panel
-// q = t / nr at col + q*nr*K + k*w_q + t % nr (w_q = the panel's width, columns past np zero).
-// Channel by channel: stage the padded input rows the tile reads, then copy every tap of every
-// row segment (a run of pixels in one output row and one panel) from them; 1x1 kernels gather
-// straight from the input (in_end: the input tensor's end).
-void im2col_packed(const Conv2dParams& p, const float* in_n, const float* in_end, size_t c0, size_t p0, size_t np,
-                   const GemmPanelLayout& lay, float* HWY_RESTRICT col, float* HWY_RESTRICT rows) {
-  const size_t Cg = p.C / p.group, K = kdim(p), nr = lay.nr, taps = p.KH * p.KW;
+// The taps of one input channel (rows k0.. of the col tile, see im2col_packed) from its staged
+// rows split by phase: contiguous copies.
+HWY_NOINLINE void copy_taps_split(const Conv2dParams& p, const RowGeom& g, const float* rows, size_t oh0, size_t p0,
+                                  size_t np, size_t K, size_t nr, size_t lanes, float* HWY_RESTRICT col, size_t k0) {
+  for (size_t t0 = 0; t0 < np; t0 += nr) {
+    const size_t nq = std::min(nr, np - t0), w = std::min(nr, round_up(nq, lanes));
+    float* panel = col + t0 * K + k0 * w;
+    size_t oh = (p0 + t0) / p.OW, ow = (p0 + t0) % p.OW;
+    for (size_t t = 0; t < nq;) {
+      const size_t seg = std::min(p.OW - ow, nq - t);
+      for (size_t kh = 0; kh < p.KH; ++kh) {
+        const float* row = rows + ((oh - oh0) * p.stride_h + kh * p.dil_h) * g.rs + ow;
+        float* dst = panel + kh * p.KW * w + t;
+        TapWalk tw(p, g);
+        for (size_t kw = 0; kw < p.KW; ++kw, tw.next()) copy_row(row + tw.offset(), seg, dst + kw * w);
+      }
+      t += seg;
+      ow = 0;
+      ++oh;
+    }
+  }
+}
+
+// Tile of the col matrix for image `in_n`, group channels c0 + [cb, ce) (the rows of those
+// channels; the group starts at c0), output pixels [p0, p0+np), written in the GEMM's packed-B
+// layout: row k = (c*KH + kh)*KW + kw, column t lies in panel q = t / nr at col + q*nr*K +
+// k*w_q + t % nr (w_q = the panel's width, columns past np zero). Channel by channel: stage the
+// padded input rows the tile reads (rows, pad: the thread's buffers, see RowGeom), then copy
+// every tap of every row segment (a run of pixels in one output row and one panel) from them;
+// 1x1 kernels gather straight from the input (in_end: the input tensor's end).
+void im2col_packed(const Conv2dParams& p, const float* in_n, const float* in_end, size_t c0, size_t cb, size_t ce,
+                   size_t p0, size_t np, const GemmPanelLayout& lay, float* HWY_RESTRICT col, float* HWY_RESTRICT rows,
+                   float* HWY_RESTRICT pad) {
+  const size_t K = kdim(p), nr = lay.nr, taps = p.KH * p.KW;
   const RowGeom g = row_geom(p, np);
   const size_t oh0 = p0 / p.OW, oh1 = (p0 + np - 1) / p.OW;
   const size_t y0 = oh0 * p.stride_h, ny = (oh1 - oh0) * p.stride_h + (p.KH - 1) * p.dil_h + 1;
@@ -332,10 +549,10 @@ void im2col_packed(const Conv2dParams& p, const float* in_n, const float* in_end
   if (t_last < np) {
     const size_t nq = np - t_last, w = std::min(nr, round_up(nq, lay.lanes));
     float* panel = col + t_last * K;
-    for (size_t k = 0; k < K; ++k) std::fill(panel + k * w + nq, panel + k * w + w, 0.f);
+    for (size_t k = cb * taps; k < ce * taps; ++k) std::fill(panel + k * w + nq, panel + k * w + w, 0.f);
   }
   const bool pointwise = p.KH == 1 && p.KW == 1;
-  for (size_t c = 0; c < Cg; ++c) {
+  for (size_t c = cb; c < ce; ++c) {
     const float* plane = in_n + (c0 + c) * p.H * p.W;
     if (pointwise) {
       for (size_t t0 = 0; t0 < np; t0 += nr) {
@@ -350,7 +567,11 @@ void im2col_packed(const Conv2dParams& p, const float* in_n, const float* in_end
       }
       continue;
     }
-    for (size_t r = 0; r < ny; r += row_step) stage_row(p, plane, y0 + r, g, rows + r * g.rs);
+    for (size_t r = 0; r < ny; r += row_step) stage_row(p, plane, y0 + r, g, rows + r * g.rs, pad);
+    if (g.phases > 1) {
+      copy_taps_split(p, g, rows, oh0, p0, np, K, nr, lay.lanes, col, c * taps);
+      continue;
+    }
     for (size_t t0 = 0; t0 < np; t0 += nr) {
       const size_t nq = std::min(nr, np - t0), w = std::min(nr, round_up(nq, lay.lanes));
       float* panel = col + t0 * K + c * taps * w;
@@ -358,9 +579,9 @@ void im2col_packed(const Conv2dParams& p, const float* in_n, const float* in_end
       for (size_t t = 0; t < nq;) {
         const size_t seg = std::min(p.OW - ow, nq - t);
         for (size_t kh = 0; kh < p.KH; ++kh) {
-          const float* src = rows + ((oh - oh0) * p.stride_h + kh * p.dil_h) * g.rs + ow * p.stride_w;
+          const float* row = rows + ((oh - oh0) * p.stride_h + kh * p.dil_h) * g.rs;
           float* dst = panel + kh * p.KW * w + t;
-          for (size_t kw = 0; kw < p.KW; ++kw) copy_strided(src + kw * p.dil_w, p.stride_w, seg, dst + kw * w);
+          copy_taps(row + ow * p.stride_w, p.stride_w, p.dil_w, p.KW, seg, dst, w);
         }
         t += seg;
         ow = 0;
@@ -402,6 +623,8 @@ void conv_im2col(const Conv2dParams& p, const float* in, const float* w, float* 
   const size_t n_tiles = div_up(ohw, P), jobs = p.N * p.group * n_tiles;
   const size_t m_parts = div_up(Mg, rows);
   const size_t per_thread = im2col_per_thread(p), col_floats = im2col_col_floats(p), a_group = group_a_floats(p, lay);
+  const RowGeom rg = row_geom(p, pixel_tile(p, 1));
+  const size_t pad_off = col_floats + staged_floats(rg) - rg.pad;  // the de-interleave buffer
   const float* in_end = in + p.N * p.C * p.H * p.W;
   par.run(jobs * m_parts, [&](size_t task, size_t thread) {
     const size_t part = task % m_parts, job = task / m_parts;
@@ -410,7 +633,7 @@ void conv_im2col(const Conv2dParams& p, const float* in, const float* w, float* 
     const size_t n = job / (n_tiles * p.group);
     const size_t p0 = tile * P, np = std::min(P, ohw - p0);
     float* col = scratch + thread * per_thread;
-    im2col_packed(p, in + n * p.C * p.H * p.W, in_end, g * Cg, p0, np, lay, col, col + col_floats);
+    im2col_packed(p, in + n * p.C * p.H * p.W, in_end, g * Cg, 0, Cg, p0, np, lay, col, col + col_floats, col + pad_off);
     GemmParams gp = group_gemm(p, np, np, ohw);
     const size_t off = (n * p.M + g * Mg) * ohw + p0;
     gp.ep = p.ep;
@@ -419,6 +642,53 @@ void conv_im2col(const Conv2dParams& p, const float* in, const float* w, float* 
     if (p.ep.residual) gp.ep.residual = p.ep.residual + off;
     gemm_packed_ab(gp, w + g * a_group, col, out + off, part * rows, std::min(Mg, (part + 1) * rows));
   });
+}
+
+// im2col_shared(): per image and group one parallel run whose tasks are the GEMM's, row parts x
+// column chunks, each first taking part in the gather of the col matrix in blocks of input
+// channels (a JoinedStage: no second run and wake-up). Every output is the same sum
+// whatever the grid (gemm_packed_ab's K blocking depends on K only), so results do not depend
+// on the threads.
+void conv_im2col_shared(const Conv2dParams& p, const float* in, const float* w, float* out, float* scratch,
+                        const Parallel& par) {
+  const GemmPanelLayout lay = gemm_panel_layout();
+  const size_t ohw = p.OH * p.OW, Mg = p.M / p.group, Cg = p.C / p.group, K = kdim(p);
+  const size_t threads = std::max<size_t>(par.threads(), 1);
+  float* col = scratch;
+  float* staged = scratch + shared_col_floats(p);
+  const size_t per_thread = shared_per_thread(p), a_group = group_a_floats(p, lay);
+  const RowGeom rg = row_geom(p, ohw);
+  const float* in_end = in + p.N * p.C * p.H * p.W;
+  // Up to 4 channel blocks per thread, their sizes differing by at most one.
+  const size_t c_blocks = std::min(Cg, 4 * threads);
+  // Row parts first (the weights split), whole mr panels, two per thread so that a thread slowed
+  // by other load hands work over (ResNet's 14x14 layers on 2 threads: 2-5% faster than one per
+  // thread); column chunks of whole nr panels when there are fewer row panels than threads.
+  const size_t parts = std::min(2 * threads, div_up(Mg, lay.mr)), rows = round_up(div_up(Mg, parts), lay.mr);
+  const size_t m_parts = div_up(Mg, rows), panels = div_up(ohw, lay.nr);
+  const size_t chunks = std::min(panels, div_up(threads, m_parts));
+  for (size_t n = 0; n < p.N; ++n) {
+    for (size_t g = 0; g < p.group; ++g) {
+      const float* in_n = in + n * p.C * p.H * p.W;
+      const size_t off = (n * p.M + g * Mg) * ohw;
+      StageCounters gather;
+      par.run(m_parts * chunks, [&](size_t task, size_t thread) {
+        JoinedStage(gather, threads, thread).run(c_blocks, [&](size_t b, size_t th) {
+          float* rows_t = staged + th * per_thread;
+          im2col_packed(p, in_n, in_end, g * Cg, b * Cg / c_blocks, (b + 1) * Cg / c_blocks, 0, ohw, lay, col, rows_t,
+                        rows_t + per_thread - rg.pad);
+        });
+        const size_t part = task / chunks, chunk = task % chunks;
+        const size_t j0 = chunk * panels / chunks * lay.nr, j1 = std::min(ohw, (chunk + 1) * panels / chunks * lay.nr);
+        GemmParams gp = group_gemm(p, j1 - j0, j1 - j0, ohw);
+        gp.ep = p.ep;
+        gp.ep.bias_per_row = true;
+        if (p.ep.bias) gp.ep.bias = p.ep.bias + g * Mg;
+        if (p.ep.residual) gp.ep.residual = p.ep.residual + off + j0;
+        gemm_packed_ab(gp, w + g * a_group, col + j0 * K, out + off + j0, part * rows, std::min(Mg, (part + 1) * rows));
+      });
+    }
+  }
 }
 
 // Transposed GEMM for small maps (see transposed()): per image, A = col^T [ohw][K] packed per
@@ -449,36 +719,39 @@ void conv_transposed(const Conv2dParams& p, const float* in, const float* w, flo
   const auto gather_idx = hn::Mul(hn::Iota(di, 0), hn::Set(di, static_cast<int32_t>(tg.ldc)));
   for (size_t n = 0; n < p.N; ++n) {
     const float* in_n = in + n * p.C * p.H * p.W;
-    const float* colm = in_n;  // [K][ohw], or [K][lcol] when gathered
-    if (!pointwise) {
-      // Rows of the col matrix in tasks of whole input channels: stage the channel's padded
-      // rows, then copy every tap of every output row out of them.
-      const size_t taps = p.KH * p.KW, row_step = p.KH == 1 ? p.stride_h : 1;
-      const size_t ny = (p.OH - 1) * p.stride_h + (p.KH - 1) * p.dil_h + 1;
-      par.run(p.C, [&](size_t c, size_t thread) {
-        const float* plane = in_n + c * p.H * p.W;
-        float* rows = staged_rows + thread * tg.rows;
-        for (size_t y = 0; y < ny; y += row_step) stage_row(p, plane, y, rg, rows + y * rg.rs);
-        for (size_t kh = 0; kh < p.KH; ++kh) {
-          for (size_t kw = 0; kw < p.KW; ++kw) {
-            float* dst = col + (c * taps + kh * p.KW + kw) * tg.lcol;
-            const float* src = rows + kh * p.dil_h * rg.rs + kw * p.dil_w;
-            for (size_t oh = 0; oh < p.OH; ++oh)
-              copy_strided(src + oh * p.stride_h * rg.rs, p.stride_w, p.OW, dst + oh * p.OW);
-          }
+    const float* colm = pointwise ? in_n : col;  // [K][ohw], or [K][lcol] when gathered
+    // Rows of the col matrix in tasks of whole input channels: stage the channel's padded rows,
+    // then copy every tap of every output row out of them.
+    const size_t taps = p.KH * p.KW, row_step = p.KH == 1 ? p.stride_h : 1;
+    const size_t ny = (p.OH - 1) * p.stride_h + (p.KH - 1) * p.dil_h + 1;
+    const auto gather = [&](size_t c, size_t thread) {
+      const float* plane = in_n + c * p.H * p.W;
+      float* rows = staged_rows + thread * tg.rows;
+      for (size_t y = 0; y < ny; y += row_step) stage_row(p, plane, y, rg, rows + y * rg.rs, rows + tg.rows - rg.pad);
+      for (size_t kh = 0; kh < p.KH; ++kh) {
+        TapWalk tw(p, rg);
+        for (size_t kw = 0; kw < p.KW; ++kw, tw.next()) {
+          float* dst = col + (c * taps + kh * p.KW + kw) * tg.lcol;
+          const float* src = rows + kh * p.dil_h * rg.rs + tw.offset();
+          for (size_t oh = 0; oh < p.OH; ++oh) copy_strided(src + oh * p.stride_h * rg.rs, rg.cs, p.OW, dst + oh * p.OW);
         }
-      });
-      colm = col;
-    }
+      }
+    };
     GemmParams ap;
     ap.M = ohw;
     ap.N = p.M;
     ap.K = K;
     ap.a_rs = 1;
     ap.a_cs = static_cast<ptrdiff_t>(pointwise ? ohw : tg.lcol);
-    gemm_pack_a(ap, colm, a_packed, par);
     const size_t out_n = n * p.M * ohw;
+    // One run per image: each task takes part in the gather and in the packing of col^T
+    // (JoinedStages), then computes its panels.
+    StageCounters gathered, packed;
     par.run(n_chunks, [&](size_t task, size_t thread) {
+      if (!pointwise) JoinedStage(gathered, threads, thread).run(p.C, gather);
+      // gemm_pack_a makes a single run() over its K blocks (a second one on the same counters
+      // would find them used up; the transposed cases of test_conv2d would fail).
+      gemm_pack_a(ap, colm, a_packed, JoinedStage(packed, threads, thread));
       const size_t j0 = task * panels / n_chunks * lay.nr, j1 = std::min(p.M, (task + 1) * panels / n_chunks * lay.nr);
       GemmParams gp = ap;
       gp.N = j1 - j0;
@@ -602,7 +875,11 @@ void conv2d_impl(const Conv2dParams& p, const float* in, const float* w, float* 
       conv_depthwise(p, in, w, out, scratch, *par);
       break;
     case ConvPath::kIm2col:
-      conv_im2col(p, in, w, out, scratch, *par);
+      if (im2col_shared(p, std::max<size_t>(par->threads(), 1))) {
+        conv_im2col_shared(p, in, w, out, scratch, *par);
+      } else {
+        conv_im2col(p, in, w, out, scratch, *par);
+      }
       break;
   }
 }
@@ -689,6 +966,10 @@ size_t conv2d_scratch_floats(const Conv2dParams& p, size_t threads) {
     case ConvPath::kDepthwise:
       return threads * dw_plane_floats(p);
     case ConvPath::kIm2col:
+      // The shared layout when these threads take it, and never less than the per-tile one (run
+      // with fewer threads, the kernel may choose that one).
+      if (im2col_shared(p, threads))
+        return std::max(shared_col_floats(p) + threads * shared_per_thread(p), threads * im2col_per_thread(p));
       return threads * im2col_per_thread(p);
   }
   return 0;

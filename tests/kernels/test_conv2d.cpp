@@ -69,15 +69,18 @@ void run_case(const Case& cs, std::mt19937& rng) {
 
   std::vector<float> packed(kernels::conv2d_packed_weight_floats(p));
   kernels::pack_conv2d_weights(p, w.data(), packed.data());
-  std::vector<float> got[2];
-  const size_t threads[2] = {1, 3};
-  for (int t = 0; t < 2; ++t) {
+  // 1, 2 and 3 threads: the im2col path's per-tile split (plan_tiles) and its shared col matrix
+  // (few tiles for the threads) both run with several threads.
+  std::vector<float> got[3];
+  const size_t threads[3] = {1, 2, 3};
+  for (int t = 0; t < 3; ++t) {
     got[t].assign(out_size, std::numeric_limits<float>::quiet_NaN());
     std::vector<float> scratch(std::max<size_t>(kernels::conv2d_scratch_floats(p, threads[t]), 1));
     if (t == 0) {
       kernels::conv2d(p, in.data(), packed.data(), got[t].data(), scratch.data(), kernels::SerialParallel());
     } else {
-      kernels::conv2d(p, in.data(), packed.data(), got[t].data(), scratch.data(), kernel_test::ThreadParallel(3));
+      kernels::conv2d(p, in.data(), packed.data(), got[t].data(), scratch.data(),
+                      kernel_test::ThreadParallel(threads[t]));
     }
   }
   const double eps = std::numeric_limits<float>::epsilon();
@@ -90,6 +93,7 @@ void run_case(const Case& cs, std::mt19937& rng) {
     }
   }
   CHECK(std::memcmp(got[0].data(), got[1].data(), out_size * sizeof(float)) == 0);
+  CHECK(std::memcmp(got[0].data(), got[2].data(), out_size * sizeof(float)) == 0);
 }
 
 // N, C, H, W, M, KH, KW, group, sh, sw, pt, pl, pb, pr, dh, dw, bias, residual, act
@@ -154,6 +158,28 @@ const Case kCases[] = {
     // kernel with a row stride.
     {1, 100, 13, 13, 70, 3, 3, 1, 3, 3, 2, 1, 2, 1, 2, 2, true, true, Activation::kRelu},
     {1, 200, 9, 10, 64, 1, 3, 1, 2, 1, 0, 1, 0, 1, 1, 1, false, true, Activation::kRelu},
+    // Staged rows split by column phase (kernels wider than 3 with a column stride; strides
+    // other than 1, 2 and 4): dilations that keep the phase (2 with stride 2) or step it (3),
+    // stride 4 with dilation 2, wide rows (vector de-interleave), different row and column
+    // strides, a 1xN kernel with a row stride, groups, batch with pixel tiles ending mid-row,
+    // AlexNet's 11x11/4 and the transposed GEMM's gather.
+    {1, 3, 19, 23, 6, 5, 5, 1, 2, 2, 2, 1, 2, 3, 2, 2, true, true, Activation::kRelu},
+    {1, 2, 21, 37, 5, 7, 7, 1, 2, 2, 3, 3, 3, 3, 3, 3, true, false, Activation::kNone},
+    {1, 2, 12, 90, 4, 5, 5, 1, 4, 4, 1, 3, 0, 2, 2, 2, false, true, Activation::kNone},
+    {1, 3, 9, 150, 5, 11, 11, 1, 4, 4, 2, 2, 2, 2, 1, 1, true, false, Activation::kRelu},
+    {1, 3, 10, 41, 4, 3, 5, 1, 1, 2, 1, 2, 1, 2, 1, 1, true, true, Activation::kLeakyRelu},
+    {1, 3, 9, 70, 4, 1, 7, 1, 3, 2, 0, 3, 0, 3, 1, 1, true, false, Activation::kNone},
+    {1, 4, 17, 20, 7, 3, 3, 1, 3, 3, 1, 1, 1, 1, 1, 1, true, false, Activation::kRelu},
+    {1, 6, 15, 31, 4, 5, 5, 2, 2, 2, 2, 2, 2, 2, 1, 1, true, false, Activation::kNone},
+    {2, 3, 45, 47, 9, 7, 7, 1, 2, 2, 3, 3, 2, 3, 1, 1, true, true, Activation::kRelu},
+    {1, 3, 63, 63, 10, 11, 11, 1, 4, 4, 2, 2, 2, 2, 1, 1, true, false, Activation::kRelu},
+    {1, 24, 13, 13, 70, 5, 5, 1, 2, 2, 2, 2, 2, 2, 1, 1, true, true, Activation::kRelu},
+    {2, 30, 11, 12, 64, 5, 5, 1, 2, 3, 1, 2, 2, 1, 1, 2, false, true, Activation::kClip},
+    // Per-tile split with several threads (images x tiles >= 2 x threads: no shared col), a
+    // stem-like conv with many tiles in batch, groups.
+    {3, 64, 20, 20, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, true, Activation::kRelu},
+    {2, 3, 120, 118, 8, 7, 7, 1, 2, 2, 3, 3, 3, 3, 1, 1, true, true, Activation::kRelu},
+    {2, 12, 30, 30, 9, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true, false, Activation::kNone},
     // Depthwise (group == C == M).
     {2, 19, 15, 15, 19, 3, 3, 19, 1, 1, 1, 1, 1, 1, 1, 1, true, false, Activation::kClip},
     {1, 5, 16, 33, 5, 3, 3, 5, 2, 2, 1, 1, 0, 0, 2, 2, true, true, Activation::kRelu},
