@@ -3,12 +3,34 @@
 
 #include "kernels/binary.h"
 #include "kernels/conv2d.h"
+#include "kernels/conv_direct.h"
 #include "kernels/unary.h"
 #include "kernels/winograd.h"
 #include "runtime/ops/op_util.h"
 #include "runtime/ops/ops.h"
 
 namespace convoy::ops {
+
+namespace {
+
+// How plan_conv runs a Conv.
+enum class Algo { kIm2col, kWinograd, kDirect };
+
+// Direct convolution (kernels/conv_direct.h) for few input channels, stride 1, group 1, when the
+// output rows fill the vectors: measured against im2col at 1 thread (AVX-512, M = 64, Relu):
+// 3x3 on 112x112 maps 1.51x (C = 1), 1.25x (C = 3), 1.13-1.19x (C = 4-16); 224x224 C = 3 1.51x
+// (VGG-16 features.0 in the model: 2.93 -> 1.65-1.72 ms); 5x5 on 112x112 1.16-1.29x; 7x7 on
+// 224x224 (M = 32) 1.22x. Rows that waste vector lanes lose: 3x3 on 56x56 (3.5 AVX-512
+// vectors) 0.94x, on 28x28 0.85x; 5x5 on 56x56 0.93-0.98x. Hence up to 15 input channels (the
+// first conv of an image model has 1-4; Winograd takes 3x3 convs from C = 16) and at most 1/10
+// of the lanes of a 16-float row wasted.
+constexpr size_t kDirectMaxC = 15;
+bool use_direct(const kernels::Conv2dParams& p) {
+  const size_t wasted = (p.OW + 15) / 16 * 16 - p.OW;
+  return kernels::conv_direct_applicable(p) && p.C <= kDirectMaxC && wasted * 10 <= p.OW;
+}
+
+}  // namespace
 
 kernels::Activation fused_activation(const OpContext& c, float* alpha, float* beta) {
   const std::string act = c.attr_str("_act", "");
@@ -102,32 +124,51 @@ void plan_conv(OpContext& c) {
   // Winograd F(4x4,3x3) for 3x3 stride-1 convs with enough channels to fill its GEMMs. Measured
   // against im2col (1 thread): 2.5-3.5x faster from C = 8-32 (M = 16-32, 28x28-56x56 maps) up to
   // VGG/ResNet's 512 channels, but slower on the first conv of an image model (C = 3: a K = 3
-  // GEMM cannot pay for the transforms), which stays on im2col. C >= 16 keeps a margin. Its packed
-  // weights are the raw weights rearranged, transformed per run (few tiles: inside the GEMMs; many
-  // tiles: all at once into the step's scratch; kernels/winograd.h).
+  // GEMM cannot pay for the transforms), which takes the direct kernel (use_direct). C >= 16 keeps
+  // a margin; Winograd is chosen first, so lowering this bound takes convs from the direct kernel
+  // too. Its packed weights are the raw weights rearranged, transformed per run (few tiles: inside
+  // the GEMMs; many tiles: all at once into the step's scratch; kernels/winograd.h).
   const bool winograd = kernels::winograd_applicable(p) && p.C >= 16 && p.M >= 16;
-  const size_t packed_floats =
-      winograd ? kernels::winograd_packed_weight_floats(p) : kernels::conv2d_packed_weight_floats(p);
-  const auto pack = [winograd](const kernels::Conv2dParams& q, const float* w, float* packed) {
-    if (winograd) {
-      kernels::pack_winograd_weights(q, w, packed);
-    } else {
-      kernels::pack_conv2d_weights(q, w, packed);
+  // Direct convolution for the first conv of image models: im2col + GEMM has a tiny K there
+  // (C KH KW = 27 for 3 channels, 3x3); see use_direct.
+  const bool direct = !winograd && use_direct(p);
+  const Algo algo = winograd ? Algo::kWinograd : direct ? Algo::kDirect : Algo::kIm2col;
+  const size_t packed_floats = algo == Algo::kWinograd ? kernels::winograd_packed_weight_floats(p)
+                               : algo == Algo::kDirect ? kernels::conv_direct_packed_weight_floats(p)
+                                                       : kernels::conv2d_packed_weight_floats(p);
+  const auto pack = [algo](const kernels::Conv2dParams& q, const float* w, float* packed) {
+    switch (algo) {
+      case Algo::kWinograd:
+        kernels::pack_winograd_weights(q, w, packed);
+        break;
+      case Algo::kDirect:
+        kernels::pack_conv_direct_weights(q, w, packed);
+        break;
+      case Algo::kIm2col:
+        kernels::pack_conv2d_weights(q, w, packed);
+        break;
     }
   };
-  if (c.is_const(1) && !winograd && kernels::conv2d_packing_is_identity(p)) {
+  if (c.is_const(1) && algo == Algo::kIm2col && kernels::conv2d_packing_is_identity(p)) {
     ins[1] = c.loc(1);  // the model's weights, held once
   } else if (c.is_const(1)) {
     auto packed = std::make_shared<std::vector<float>>(packed_floats);
     pack(p, c.const_input(1, "weights").f32(), packed->data());
-    if (winograd) {
-      // Transformed per run: the raw weights in panels of 16 output channels, the model keeps only them.
-      ins[1] = c.keep_packed(1, std::move(packed),
-                             [p](const float* pk, float* w) { kernels::unpack_winograd_weights(p, pk, w); });
-    } else {
-      // The GEMM panels are a rearrangement of the weights: the model keeps only them.
-      ins[1] = c.keep_packed(1, std::move(packed),
-                             [p](const float* pk, float* w) { kernels::unpack_conv2d_weights(p, pk, w); });
+    // Every packing is a rearrangement of the weights: the model keeps only the packed copy.
+    switch (algo) {
+      case Algo::kWinograd:
+        // Transformed per run: the raw weights in panels of 16 output channels.
+        ins[1] = c.keep_packed(1, std::move(packed),
+                               [p](const float* pk, float* w) { kernels::unpack_winograd_weights(p, pk, w); });
+        break;
+      case Algo::kDirect:
+        ins[1] = c.keep_packed(1, std::move(packed),
+                               [p](const float* pk, float* w) { kernels::unpack_conv_direct_weights(p, pk, w); });
+        break;
+      case Algo::kIm2col:
+        ins[1] = c.keep_packed(1, std::move(packed),
+                               [p](const float* pk, float* w) { kernels::unpack_conv2d_weights(p, pk, w); });
+        break;
     }
   } else {
     TensorLoc packed = c.temp(packed_floats);
@@ -144,22 +185,30 @@ void plan_conv(OpContext& c) {
   std::vector<TensorLoc> step_in;
   for (const TensorLoc& l : ins) step_in.push_back(l);
   const bool bias = has_bias, residual = has_residual;
-  const size_t scratch =
-      winograd ? kernels::winograd_scratch_floats(p, c.threads()) : kernels::conv2d_scratch_floats(p, c.threads());
+  const size_t scratch = algo == Algo::kWinograd ? kernels::winograd_scratch_floats(p, c.threads())
+                         : algo == Algo::kDirect  ? kernels::conv_direct_scratch_floats(p, c.threads())
+                                                  : kernels::conv2d_scratch_floats(p, c.threads());
   Step& step = c.emit("Conv", step_in, {out},
-                      [p, bias, residual, winograd](const StepArgs& a, const kernels::Parallel& par) {
+                      [p, bias, residual, algo](const StepArgs& a, const kernels::Parallel& par) {
                         kernels::Conv2dParams q = p;
                         q.ep.bias = bias ? a.in[2] : nullptr;
                         q.ep.residual = residual ? a.in[3] : nullptr;
-                        if (winograd) {
-                          kernels::winograd_conv3x3(q, a.in[0], a.in[1], a.out[0], a.scratch, par);
-                        } else {
-                          kernels::conv2d(q, a.in[0], a.in[1], a.out[0], a.scratch, par);
+                        switch (algo) {
+                          case Algo::kWinograd:
+                            kernels::winograd_conv3x3(q, a.in[0], a.in[1], a.out[0], a.scratch, par);
+                            break;
+                          case Algo::kDirect:
+                            kernels::conv_direct(q, a.in[0], a.in[1], a.out[0], a.scratch, par);
+                            break;
+                          case Algo::kIm2col:
+                            kernels::conv2d(q, a.in[0], a.in[1], a.out[0], a.scratch, par);
+                            break;
                         }
                       },
                       scratch, flops);
   // The algorithm shows in `convoy inspect` / `bench --per-op` next to the fused ops.
-  if (winograd) step.fused = step.fused.empty() ? "winograd" : "winograd+" + step.fused;
+  const char* algo_name = algo == Algo::kWinograd ? "winograd" : algo == Algo::kDirect ? "direct" : nullptr;
+  if (algo_name) step.fused = step.fused.empty() ? std::string(algo_name) : str_cat(algo_name, "+", step.fused);
   if (!broadcast_residual) return;
   kernels::BinaryParams add;
   add.op = kernels::BinaryOp::kAdd;

@@ -1,0 +1,371 @@
+// Direct convolution for few input channels, stride 1: see kernels/conv_direct.h.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "hwy/base.h"
+#include "kernels/conv_direct.h"
+
+#ifndef CONVOY_KERNELS_CONV_DIRECT_SHARED
+#define CONVOY_KERNELS_CONV_DIRECT_SHARED
+namespace convoy::kernels::direct_detail {
+
+inline constexpr size_t kPanel = 8;      // output channels per packed weight panel
+// Bound on the float lanes of any compiled target (x86: AVX-512; checked per target below).
+inline constexpr size_t kMaxLanes = HWY_ARCH_X86 ? 16 : 64;
+inline constexpr size_t kMaxRows = 16;   // output rows per task
+inline constexpr size_t kStreamFloats = size_t{2} << 20;  // outputs from 8 MiB on are streamed
+
+inline size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
+inline size_t round_up(size_t a, size_t b) { return div_up(a, b) * b; }
+
+// Floats per padded input row: the kernel reads up to the output width rounded up to whole
+// vectors, plus KW - 1 (rounded to 16 floats: rows start 64 B apart from an aligned scratch).
+inline size_t row_floats(const Conv2dParams& p) { return round_up(round_up(p.OW, kMaxLanes) + p.KW - 1, 16); }
+
+inline size_t per_thread_floats(const Conv2dParams& p) {
+  return p.C * (std::min(kMaxRows, p.OH) + p.KH - 1) * row_floats(p);
+}
+
+// Work decomposition: tasks of `rows` output rows x `ppt` output-channel panels of one image.
+struct Split {
+  size_t rows = 1, n_rb = 1;  // output rows per task, row blocks per image
+  size_t ppt = 1, n_pc = 1;   // panels per task, panel chunks
+  size_t tasks = 1;
+};
+
+inline Split split(const Conv2dParams& p, size_t threads) {
+  Split s;
+  const size_t panels = div_up(p.M, kPanel);
+  // One thread: whole row blocks (the padded copy is made once per kMaxRows rows for all the
+  // output channels). More: about 8 tasks per thread for balance, then output-channel chunks
+  // when the rows alone give fewer than 4 per thread (small maps).
+  const size_t want = threads > 1 ? 8 * threads : 1;
+  s.rows = std::clamp<size_t>(p.N * p.OH / want, 1, kMaxRows);
+  s.n_rb = div_up(p.OH, s.rows);
+  s.ppt = panels;
+  if (threads > 1 && p.N * s.n_rb < 4 * threads) {
+    const size_t chunks = std::min(panels, div_up(4 * threads, p.N * s.n_rb));
+    s.ppt = div_up(panels, chunks);
+  }
+  s.n_pc = div_up(panels, s.ppt);
+  s.tasks = p.N * s.n_rb * s.n_pc;
+  return s;
+}
+
+// Copies input rows [oh0 - pad_top, oh0 - pad_top + R) of image `in_n`, every channel, into
+// buf[c][r][row_floats] with the left pad, the right pad and out-of-range rows as zeros.
+// Only the first `width` floats of each row are written (what the target's vectors read).
+inline void fill_rows(const Conv2dParams& p, const float* in_n, size_t oh0, size_t R, size_t width, float* buf) {
+  const size_t wb = row_floats(p);
+  const size_t left = std::min(p.pad_left, wb), copy = std::min(p.W, wb - left);
+  for (size_t c = 0; c < p.C; ++c) {
+    for (size_t r = 0; r < R; ++r) {
+      float* dst = buf + (c * R + r) * wb;
+      const size_t ih = oh0 + r;  // + pad_top rows above the input
+      if (ih < p.pad_top || ih - p.pad_top >= p.H) {
+        std::fill(dst, dst + width, 0.f);
+        continue;
+      }
+      std::fill(dst, dst + left, 0.f);
+      std::memcpy(dst + left, in_n + (c * p.H + ih - p.pad_top) * p.W, copy * sizeof(float));
+      if (left + copy < width) std::fill(dst + left + copy, dst + width, 0.f);
+    }
+  }
+}
+
+}  // namespace convoy::kernels::direct_detail
+#endif  // CONVOY_KERNELS_CONV_DIRECT_SHARED
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/conv_direct.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/cache_control.h"
+#include "hwy/highway.h"
+#include "kernels/epilogue-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace convoy::kernels::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+namespace {
+
+using namespace direct_detail;  // NOLINT
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+// Register tile: kMB output channels x kV vectors of output pixels, taking half a weight panel
+// at a time. AVX-512 (32 registers): 16 accumulators + 4 input vectors + a broadcast weight.
+// Measured on VGG-16 features.0 (1 thread, output in cache): 4 x 4 and 4 x 3 at 109-110
+// GFLOP/s, 4 x 5 109, 8 x 2 108, 4 x 6 and 8 x 3 (24 accumulators) 105-106; in the model 4 x 4
+// was ahead of 4 x 3 by ~1%. The 16-register targets: 12 accumulators + 3 + 1.
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+constexpr size_t kMB = 4, kV = 4;
+#elif HWY_TARGET == HWY_SCALAR
+constexpr size_t kMB = 4, kV = 2;
+#else
+constexpr size_t kMB = 4, kV = 3;
+#endif
+static_assert(kPanel % kMB == 0, "a tile takes whole parts of a weight panel");
+static_assert(HWY_MAX_BYTES <= kMaxLanes * sizeof(float), "kMaxLanes bounds this target's vectors");
+
+// Where one tile's outputs go: out/res at channel 0, pixel 0 of the tile (channel stride
+// `plane`); n_m channels and n_x pixels of the tile lie inside the output. stream: write whole
+// tiles with non-temporal stores (the output is large, has no residual and its rows are
+// vector-aligned; see conv_direct_impl).
+struct TileOut {
+  float* out;
+  const float* res;
+  size_t plane;
+  size_t n_m, n_x;
+  bool stream;
+  const Epilogue* ep;
+};
+
+// Residual + activation of a whole tile from registers. `e` is a local copy of the epilogue
+// whose activation the caller fixed: activate_vec's switch folds away.
+template <size_t V>
+HWY_INLINE void finish_whole(DF d, VF (&acc)[kMB][V], const TileOut& o, const Epilogue& e) {
+  const size_t L = hn::Lanes(d);
+  if (o.res) {
+#pragma GCC unroll 8
+    for (size_t j = 0; j < kMB; ++j)
+#pragma GCC unroll 8
+      for (size_t v = 0; v < V; ++v) {
+        const size_t at = j * o.plane + v * L;
+        hn::StoreU(activate_vec(d, hn::Add(acc[j][v], hn::LoadU(d, o.res + at)), e), d, o.out + at);
+      }
+    return;
+  }
+  if (o.stream) {
+#pragma GCC unroll 8
+    for (size_t j = 0; j < kMB; ++j)
+#pragma GCC unroll 8
+      for (size_t v = 0; v < V; ++v) hn::Stream(activate_vec(d, acc[j][v], e), d, o.out + j * o.plane + v * L);
+    return;
+  }
+#pragma GCC unroll 8
+  for (size_t j = 0; j < kMB; ++j)
+#pragma GCC unroll 8
+    for (size_t v = 0; v < V; ++v) hn::StoreU(activate_vec(d, acc[j][v], e), d, o.out + j * o.plane + v * L);
+}
+
+// The same arithmetic for a tile at the edge of the output (channels past M, or the row's last
+// partial vector), from the accumulators stored in `acc` ([kMB][V][L]): the residual and the
+// output of a partial vector pass through `stage` (reading or writing past the row would touch
+// the next row, maybe another task's).
+HWY_NOINLINE void finish_edge(const float* HWY_RESTRICT acc, size_t V, const TileOut& o) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  HWY_ALIGN float stage[kMaxLanes];
+  for (size_t j = 0; j < o.n_m; ++j) {
+    float* dst = o.out + j * o.plane;
+    const float* res = o.res ? o.res + j * o.plane : nullptr;
+    for (size_t v = 0; v < V; ++v) {
+      const size_t x0 = v * L;
+      VF y = hn::Load(d, acc + (j * V + v) * L);
+      if (x0 + L <= o.n_x) {
+        if (res) y = hn::Add(y, hn::LoadU(d, res + x0));
+        hn::StoreU(activate_vec(d, y, *o.ep), d, dst + x0);
+      } else if (x0 < o.n_x) {
+        const size_t n = o.n_x - x0;
+        if (res) {
+          std::fill(stage, stage + L, 0.f);
+          std::memcpy(stage, res + x0, n * sizeof(float));
+          y = hn::Add(y, hn::Load(d, stage));
+        }
+        hn::Store(activate_vec(d, y, *o.ep), d, stage);
+        std::memcpy(dst + x0, stage, n * sizeof(float));
+      }
+    }
+  }
+}
+
+// row: the padded input row of channel 0 for kh = 0 at the tile's first pixel; cs/rs: channel
+// and row strides of the padded buffer; w: the tile's first channel in a weight panel
+// ([C][KH][KW][kPanel]); bias: kMB floats (zeros past M or without a bias). The accumulators
+// start at the bias, then the sum over (c, kh, kw) runs in the same order for every output.
+template <size_t V>
+HWY_NOINLINE void tile(const float* HWY_RESTRICT row, size_t cs, size_t rs, size_t C, size_t KH, size_t KW,
+                       const float* HWY_RESTRICT w, const float* HWY_RESTRICT bias, const TileOut& o) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  // Unless streamed, the output lines this tile writes are usually cold (a fresh arena region):
+  // fetch them while the FMAs run, or every store waits for its line (VGG-16 features.0, 8 x 3
+  // tiles: 88 -> 94 GFLOP/s in the model).
+  if (!o.stream && o.n_m == kMB && o.n_x == V * L) {
+#pragma GCC unroll 8
+    for (size_t j = 0; j < kMB; ++j)
+#pragma GCC unroll 8
+      for (size_t v = 0; v < V; ++v) {
+        __builtin_prefetch(o.out + j * o.plane + v * L, 1);
+        if (o.res) __builtin_prefetch(o.res + j * o.plane + v * L, 0);
+      }
+  }
+  // The first tap (c, kh, kw) = (0, 0, 0) adds its products to the bias; the other taps follow.
+  VF acc[kMB][V];
+  {
+    VF x[V];
+#pragma GCC unroll 8
+    for (size_t v = 0; v < V; ++v) x[v] = hn::LoadU(d, row + v * L);
+#pragma GCC unroll 8
+    for (size_t j = 0; j < kMB; ++j) {
+      const VF wj = hn::Set(d, w[j]);
+#pragma GCC unroll 8
+      for (size_t v = 0; v < V; ++v) acc[j][v] = hn::MulAdd(x[v], wj, hn::Set(d, bias[j]));
+    }
+    w += kPanel;
+  }
+  for (size_t c = 0; c < C; ++c) {
+    for (size_t kh = 0; kh < KH; ++kh) {
+      const float* r = row + c * cs + kh * rs;
+      for (size_t kw = c == 0 && kh == 0 ? 1 : 0; kw < KW; ++kw) {
+        VF x[V];
+#pragma GCC unroll 8
+        for (size_t v = 0; v < V; ++v) x[v] = hn::LoadU(d, r + kw + v * L);
+#pragma GCC unroll 8
+        for (size_t j = 0; j < kMB; ++j) {
+          const VF wj = hn::Set(d, w[j]);
+#pragma GCC unroll 8
+          for (size_t v = 0; v < V; ++v) acc[j][v] = hn::MulAdd(x[v], wj, acc[j][v]);
+        }
+        w += kPanel;
+      }
+    }
+  }
+  if (o.n_m < kMB || o.n_x < V * L) {
+    HWY_ALIGN float stored[kMB * V * kMaxLanes];
+#pragma GCC unroll 8
+    for (size_t j = 0; j < kMB; ++j)
+#pragma GCC unroll 8
+      for (size_t v = 0; v < V; ++v) hn::Store(acc[j][v], d, stored + (j * V + v) * L);
+    return finish_edge(stored, V, o);
+  }
+  Epilogue e = *o.ep;
+  switch (o.ep->act) {
+    case Activation::kNone:
+      e.act = Activation::kNone;
+      return finish_whole(d, acc, o, e);
+    case Activation::kRelu:
+      e.act = Activation::kRelu;
+      return finish_whole(d, acc, o, e);
+    case Activation::kLeakyRelu:
+      e.act = Activation::kLeakyRelu;
+      return finish_whole(d, acc, o, e);
+    case Activation::kClip:
+      e.act = Activation::kClip;
+      return finish_whole(d, acc, o, e);
+  }
+}
+
+// A tile of nv <= V vectors.
+template <size_t V>
+HWY_INLINE void tile_n(size_t nv, const float* row, size_t cs, size_t rs, size_t C, size_t KH, size_t KW,
+                       const float* w, const float* bias, const TileOut& o) {
+  if constexpr (V > 1) {
+    if (nv < V) return tile_n<V - 1>(nv, row, cs, rs, C, KH, KW, w, bias, o);
+  }
+  tile<V>(row, cs, rs, C, KH, KW, w, bias, o);
+}
+
+// Output row `oh` of image n, the output channels of panel `panel`. row: the padded buffer at
+// this output row (channel 0, kh = 0), cs: its channel stride.
+void row_panel(const Conv2dParams& p, size_t n, size_t oh, size_t panel, const float* row, size_t cs,
+               const float* w_packed, bool stream, float* out) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  const size_t nv = div_up(p.OW, L), plane = p.OH * p.OW;
+  const float* wp = w_packed + panel * p.C * p.KH * p.KW * kPanel;
+  for (size_t sub = 0; sub < kPanel; sub += kMB) {
+    const size_t m = panel * kPanel + sub;
+    if (m >= p.M) break;
+    TileOut o;
+    const size_t off = ((n * p.M + m) * p.OH + oh) * p.OW;
+    o.plane = plane;
+    o.n_m = std::min(kMB, p.M - m);
+    o.stream = stream;
+    o.ep = &p.ep;
+    float bias[kMB] = {};
+    if (p.ep.bias) std::copy(p.ep.bias + m, p.ep.bias + m + o.n_m, bias);
+    for (size_t v0 = 0; v0 < nv; v0 += kV) {
+      const size_t x0 = v0 * L;
+      o.out = out + off + x0;
+      o.res = p.ep.residual ? p.ep.residual + off + x0 : nullptr;
+      o.n_x = std::min(kV * L, p.OW - x0);
+      tile_n<kV>(std::min(kV, nv - v0), row + x0, cs, row_floats(p), p.C, p.KH, p.KW, wp + sub, bias, o);
+    }
+  }
+}
+
+}  // namespace
+
+void conv_direct_impl(const Conv2dParams& p, const float* in, const float* w_packed, float* out, float* scratch,
+                      const Parallel* par) {
+  const Split s = split(p, par->threads());
+  const size_t wb = row_floats(p);
+  const size_t L = hn::Lanes(DF());
+  const size_t width = round_up(p.OW, L) + p.KW - 1;  // <= wb
+  // A large output (VGG-16 features.0: 12.8 MB per image) is written with non-temporal stores:
+  // no read for ownership, and no cache prefetches ahead of the stores (in the model: 97-99
+  // against 93 GFLOP/s with 8 x 3 tiles, 102-104 against 97-99 with 4 x 4; the next conv, which
+  // reads it, within noise). Whole vectors only: rows a multiple of the vector, aligned output.
+  const bool stream = !p.ep.residual && p.N * p.M * p.OH * p.OW >= kStreamFloats && p.OW % L == 0 &&
+                      reinterpret_cast<uintptr_t>(out) % (L * sizeof(float)) == 0;
+  par->run(s.tasks, [&](size_t task, size_t thread) {
+    float* buf = scratch + thread * per_thread_floats(p);
+    const size_t pc = task % s.n_pc, rb = task / s.n_pc % s.n_rb, n = task / (s.n_pc * s.n_rb);
+    const size_t oh0 = rb * s.rows, rows = std::min(s.rows, p.OH - oh0), R = rows + p.KH - 1;
+    fill_rows(p, in + n * p.C * p.H * p.W, oh0, R, width, buf);
+    const size_t panel_end = std::min(div_up(p.M, kPanel), (pc + 1) * s.ppt);
+    // Rows outside, panels inside: the input rows a row of outputs reads (C x KH) stay in L1
+    // for all the output channels (panels outside, the whole block's rows for each panel: the
+    // same on VGG-16 features.0 with a warm cache, 2-3% slower with a cold one).
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t panel = pc * s.ppt; panel < panel_end; ++panel)
+        row_panel(p, n, oh0 + r, panel, buf + r * wb, R * wb, w_packed, stream, out);
+    if (stream) hwy::FlushStream();  // the streamed stores are ordered before the task ends
+  });
+}
+
+}  // namespace convoy::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace convoy::kernels {
+
+HWY_EXPORT(conv_direct_impl);
+
+bool conv_direct_applicable(const Conv2dParams& p) {
+  return p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 && p.dil_w == 1 && p.group == 1 && p.N > 0 &&
+         p.C > 0 && p.M > 0 && p.KH > 0 && p.KW > 0 && p.OH > 0 && p.OW > 0;
+}
+
+size_t conv_direct_packed_weight_floats(const Conv2dParams& p) {
+  return direct_detail::round_up(p.M, direct_detail::kPanel) * p.C * p.KH * p.KW;
+}
+
+void pack_conv_direct_weights(const Conv2dParams& p, const float* w, float* packed) {
+  using direct_detail::kPanel;
+  const size_t taps = p.C * p.KH * p.KW;  // (c, kh, kw) in ONNX order
+  std::fill(packed, packed + conv_direct_packed_weight_floats(p), 0.f);
+  for (size_t m = 0; m < p.M; ++m)
+    for (size_t t = 0; t < taps; ++t) packed[(m / kPanel * taps + t) * kPanel + m % kPanel] = w[m * taps + t];
+}
+
+void unpack_conv_direct_weights(const Conv2dParams& p, const float* packed, float* w) {
+  using direct_detail::kPanel;
+  const size_t taps = p.C * p.KH * p.KW;
+  for (size_t m = 0; m < p.M; ++m)
+    for (size_t t = 0; t < taps; ++t) w[m * taps + t] = packed[(m / kPanel * taps + t) * kPanel + m % kPanel];
+}
+
+size_t conv_direct_scratch_floats(const Conv2dParams& p, size_t threads) {
+  return std::max<size_t>(threads, 1) * direct_detail::per_thread_floats(p);
+}
+
+void conv_direct(const Conv2dParams& p, const float* in, const float* w_packed, float* out, float* scratch,
+                 const Parallel& par) {
+  HWY_DYNAMIC_DISPATCH(conv_direct_impl)(p, in, w_packed, out, scratch, &par);
+}
+
+}  // namespace convoy::kernels
+#endif  // HWY_ONCE

@@ -1,0 +1,209 @@
+// Direct convolution for few input channels (kernels/conv_direct.h) against the naive double
+// reference (tests/reference/conv2d_ref.h): map widths 1-37 around the vector and register-tile
+// widths, output channels 1-70 around the channel tile and the weight panel, kernels 1x1 to 7x7,
+// pads 0-2 and asymmetric, C = 1-4, batch 1 and 3, bias, residual, every activation, every
+// compiled target, 1 vs 3 threads bit-identical; a large output (the streamed stores); the
+// packing gives the weights back bit for bit.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/conv_direct.h"
+#include "kernels/targets_threads.h"
+#include "reference/conv2d_ref.h"
+
+using namespace convoy;
+using kernels::Activation;
+using kernels::Conv2dParams;
+
+namespace {
+
+struct Case {
+  size_t N, C, H, W, M, KH, KW;
+  size_t pt, pl, pb, pr;
+  bool bias, residual;
+  Activation act;
+};
+
+std::string describe(const Case& c) {
+  char buf[220];
+  std::snprintf(buf, sizeof buf, "N=%zu C=%zu H=%zu W=%zu M=%zu K=%zux%zu pads=%zu,%zu,%zu,%zu bias=%d res=%d act=%d",
+                c.N, c.C, c.H, c.W, c.M, c.KH, c.KW, c.pt, c.pl, c.pb, c.pr, c.bias, c.residual,
+                static_cast<int>(c.act));
+  return buf;
+}
+
+Conv2dParams params(const Case& cs) {
+  Conv2dParams p;
+  p.N = cs.N;
+  p.C = cs.C;
+  p.H = cs.H;
+  p.W = cs.W;
+  p.M = cs.M;
+  p.KH = cs.KH;
+  p.KW = cs.KW;
+  p.pad_top = cs.pt;
+  p.pad_left = cs.pl;
+  p.OH = cs.H + cs.pt + cs.pb + 1 - cs.KH;
+  p.OW = cs.W + cs.pl + cs.pr + 1 - cs.KW;
+  return p;
+}
+
+// A float vector whose data starts 64 B-aligned (as the arena's) plus `shift` floats, followed
+// by at least 16 more floats.
+struct Buffer {
+  std::vector<float> storage;
+  float* data;
+  Buffer(size_t n, size_t shift, float fill) : storage(n + 32 + shift, fill) {
+    const size_t mis = reinterpret_cast<uintptr_t>(storage.data()) / sizeof(float) % 16;
+    data = storage.data() + (16 - mis) % 16 + shift;
+  }
+};
+
+// Runs the case on every compiled target with 1 and 3 threads: each result within the
+// reference's rounding bound, the two thread counts bit-identical.
+void run_case(const Case& cs, std::mt19937& rng) {
+  INFO(describe(cs));
+  Conv2dParams p = params(cs);
+  REQUIRE(p.OH > 0);
+  REQUIRE(p.OW > 0);
+  REQUIRE(kernels::conv_direct_applicable(p));
+  const size_t out_size = p.N * p.M * p.OH * p.OW;
+  const auto in = kernel_test::random_floats(rng, p.N * p.C * p.H * p.W, -1.f, 1.f);
+  const auto w = kernel_test::random_floats(rng, p.M * p.C * p.KH * p.KW, -1.f, 1.f);
+  const auto bias = kernel_test::random_floats(rng, p.M, -1.f, 1.f);
+  const auto res = kernel_test::random_floats(rng, out_size, -1.f, 1.f);
+  if (cs.bias) p.ep.bias = bias.data();
+  if (cs.residual) p.ep.residual = res.data();
+  p.ep.act = cs.act;
+  p.ep.alpha = cs.act == Activation::kClip ? -0.25f : 0.2f;
+  p.ep.beta = 0.5f;
+
+  std::vector<double> want, mag;
+  ref::conv2d_ref(p, in.data(), w.data(), want, mag);
+
+  std::vector<float> packed(kernels::conv_direct_packed_weight_floats(p), std::numeric_limits<float>::quiet_NaN());
+  kernels::pack_conv_direct_weights(p, w.data(), packed.data());
+  {
+    // The model keeps only this copy: unpacking must give the weights back bit for bit.
+    std::vector<float> back(w.size(), std::numeric_limits<float>::quiet_NaN());
+    kernels::unpack_conv_direct_weights(p, packed.data(), back.data());
+    CHECK(std::memcmp(back.data(), w.data(), w.size() * sizeof(float)) == 0);
+  }
+  const double eps = std::numeric_limits<float>::epsilon();
+  const double K = static_cast<double>(p.C * p.KH * p.KW);
+  kernel_test::for_each_target([&](const char*) {
+    std::vector<float> got[2];
+    const size_t threads[2] = {1, 3};
+    for (int t = 0; t < 2; ++t) {
+      // Output and scratch 64 B-aligned with 1 thread, misaligned by a float with 3: the
+      // results must not depend on it (only an aligned, large output is streamed).
+      Buffer out(out_size, static_cast<size_t>(t), std::numeric_limits<float>::quiet_NaN());
+      Buffer scratch(kernels::conv_direct_scratch_floats(p, threads[t]), static_cast<size_t>(t),
+                     std::numeric_limits<float>::quiet_NaN());
+      if (t == 0) {
+        kernels::conv_direct(p, in.data(), packed.data(), out.data, scratch.data, kernels::SerialParallel());
+      } else {
+        kernels::conv_direct(p, in.data(), packed.data(), out.data, scratch.data, kernel_test::ThreadParallel(3));
+      }
+      got[t].assign(out.data, out.data + out_size);
+      for (size_t i = 0; i < 16; ++i) REQUIRE(std::isnan(out.data[out_size + i]));  // nothing written past the output
+    }
+    for (size_t i = 0; i < out_size; ++i) {
+      const double tol = 1e-6 + 2.0 * eps * (K + 4) * mag[i];
+      if (!(std::fabs(got[0][i] - want[i]) <= tol)) {
+        FAIL_CHECK("index ", i, " got ", got[0][i], " expected ", want[i], " tol ", tol);
+        return;
+      }
+    }
+    CHECK(std::memcmp(got[0].data(), got[1].data(), out_size * sizeof(float)) == 0);
+  });
+}
+
+// N, C, H, W, M, KH, KW, pt, pl, pb, pr, bias, residual, act
+const Case kCases[] = {
+    {1, 3, 224, 224, 64, 3, 3, 1, 1, 1, 1, true, false, Activation::kRelu},  // VGG-16 features.0 (streamed)
+    {1, 3, 1, 1, 1, 1, 1, 0, 0, 0, 0, false, false, Activation::kNone},       // 1x1 everything
+    {1, 1, 1, 1, 5, 3, 3, 1, 1, 1, 1, true, true, Activation::kRelu},         // all padding but the centre
+    {3, 2, 9, 13, 17, 3, 3, 1, 1, 1, 1, true, true, Activation::kLeakyRelu},  // batch 3, odd sizes
+    {1, 4, 12, 33, 70, 5, 5, 2, 2, 2, 2, true, false, Activation::kClip},     // 5x5, pads 2
+    {1, 3, 15, 37, 9, 7, 7, 3, 3, 3, 3, false, true, Activation::kRelu},      // 7x7, pads 3
+    {1, 3, 8, 20, 33, 3, 3, 0, 2, 1, 0, true, true, Activation::kNone},       // asymmetric pads
+    {2, 1, 6, 64, 8, 1, 1, 0, 0, 0, 0, true, false, Activation::kRelu},       // 1x1, whole vectors
+    {1, 3, 5, 48, 65, 3, 3, 1, 1, 1, 1, true, true, Activation::kRelu},       // 3 whole AVX-512 vectors
+    {3, 4, 4, 17, 3, 3, 5, 0, 1, 2, 3, true, true, Activation::kClip},        // non-square kernel
+    {1, 2, 1, 37, 12, 1, 7, 0, 3, 0, 3, true, false, Activation::kLeakyRelu}, // 1-D (H = KH = 1)
+    {1, 3, 40, 3, 16, 3, 3, 2, 0, 2, 0, false, false, Activation::kNone},     // OW = 1, no side pads
+    {1, 8, 11, 19, 20, 3, 3, 1, 1, 1, 1, true, true, Activation::kRelu},      // more channels
+    {2, 15, 6, 33, 19, 3, 3, 1, 1, 1, 1, true, true, Activation::kRelu},      // the planner's largest C
+};
+
+}  // namespace
+
+TEST_CASE("conv_direct: against the naive reference, every target, 1 vs 3 threads") {
+  std::mt19937 rng(kernel_test::test_seed("conv_direct"));
+  for (const Case& c : kCases) run_case(c, rng);
+}
+
+TEST_CASE("conv_direct: widths 1-37, channels 1-70, kernels 1-7, pads 0-2, each activation") {
+  std::mt19937 rng(kernel_test::test_seed("conv_direct sweep"));
+  const Activation acts[] = {Activation::kNone, Activation::kRelu, Activation::kLeakyRelu, Activation::kClip};
+  const size_t ks[] = {1, 3, 5, 7};
+  const size_t ms[] = {1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 70};
+  size_t i = 0;
+  for (size_t w = 1; w <= 37; ++w) {
+    // Cycle through the other parameters so that each value meets several widths.
+    const size_t k = ks[i % 4], pad = i % 3, c = 1 + i % 4, m = ms[i % 14];
+    const size_t n = i % 5 == 0 ? 3 : 1, h = 1 + (i * 7) % 9;
+    const size_t pb = (pad + i) % 3, pr = (pad + 2 * i) % 3;
+    const Case cs{n, c, h, w, m, k, k, pad, pad, pb, pr, i % 2 == 0, i % 3 == 0, acts[i % 4]};
+    ++i;
+    if (cs.H + cs.pt + cs.pb < cs.KH || cs.W + cs.pl + cs.pr < cs.KW) continue;
+    run_case(cs, rng);
+  }
+}
+
+TEST_CASE("conv_direct: packing is a bit-exact rearrangement, zero past M") {
+  std::mt19937 rng(kernel_test::test_seed("conv_direct packing"));
+  for (size_t M : {1, 7, 8, 9, 64, 70}) {
+    Conv2dParams p = params({1, 3, 5, 5, M, 3, 3, 1, 1, 1, 1, false, false, Activation::kNone});
+    auto w = kernel_test::random_floats(rng, p.M * p.C * 9, -1.f, 1.f);
+    w[0] = -0.f;  // signed zero and non-finite values survive too
+    w[w.size() - 1] = std::numeric_limits<float>::infinity();
+    std::vector<float> packed(kernels::conv_direct_packed_weight_floats(p), std::numeric_limits<float>::quiet_NaN());
+    REQUIRE(packed.size() == (M + 7) / 8 * 8 * p.C * 9);
+    kernels::pack_conv_direct_weights(p, w.data(), packed.data());
+    // Panel P[m / 8][c][kh][kw][m % 8]: the channels past M are +0.
+    const size_t taps = p.C * 9;
+    for (size_t m = M; m < (M + 7) / 8 * 8; ++m)
+      for (size_t t = 0; t < taps; ++t) {
+        const float v = packed[(m / 8 * taps + t) * 8 + m % 8];
+        CHECK((v == 0.f && !std::signbit(v)));
+      }
+    std::vector<float> back(w.size(), std::numeric_limits<float>::quiet_NaN());
+    kernels::unpack_conv_direct_weights(p, packed.data(), back.data());
+    CHECK(std::memcmp(back.data(), w.data(), w.size() * sizeof(float)) == 0);
+  }
+}
+
+TEST_CASE("conv_direct: applicability") {
+  Conv2dParams p = params({1, 3, 10, 10, 8, 3, 3, 1, 1, 1, 1, false, false, Activation::kNone});
+  CHECK(kernels::conv_direct_applicable(p));
+  Conv2dParams q = p;
+  q.stride_h = q.stride_w = 2;
+  CHECK_FALSE(kernels::conv_direct_applicable(q));
+  q = p;
+  q.dil_w = 2;
+  CHECK_FALSE(kernels::conv_direct_applicable(q));
+  q = p;
+  q.group = 3;
+  q.M = 9;
+  CHECK_FALSE(kernels::conv_direct_applicable(q));
+}
