@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kernels/conv_direct.h"
+#include "kernels/conv_operands.h"
 #include "kernels/targets_threads.h"
 #include "reference/conv2d_ref.h"
 
@@ -76,18 +77,11 @@ void run_case(const Case& cs, std::mt19937& rng) {
   REQUIRE(p.OW > 0);
   REQUIRE(kernels::conv_direct_applicable(p));
   const size_t out_size = p.N * p.M * p.OH * p.OW;
-  const auto in = kernel_test::random_floats(rng, p.N * p.C * p.H * p.W, -1.f, 1.f);
-  const auto w = kernel_test::random_floats(rng, p.M * p.C * p.KH * p.KW, -1.f, 1.f);
-  const auto bias = kernel_test::random_floats(rng, p.M, -1.f, 1.f);
-  const auto res = kernel_test::random_floats(rng, out_size, -1.f, 1.f);
-  if (cs.bias) p.ep.bias = bias.data();
-  if (cs.residual) p.ep.residual = res.data();
-  p.ep.act = cs.act;
-  p.ep.alpha = cs.act == Activation::kClip ? -0.25f : 0.2f;
-  p.ep.beta = 0.5f;
-
-  std::vector<double> want, mag;
-  ref::conv2d_ref(p, in.data(), w.data(), want, mag);
+  const kernel_test::ConvOperands ops = kernel_test::conv_operands(rng, p, cs.bias, cs.residual, cs.act);
+  const std::vector<float>& in = ops.in;
+  const std::vector<float>& w = ops.w;
+  const std::vector<double>& want = ops.want;
+  const std::vector<double>& mag = ops.mag;
 
   std::vector<float> packed(kernels::conv_direct_packed_weight_floats(p), std::numeric_limits<float>::quiet_NaN());
   kernels::pack_conv_direct_weights(p, w.data(), packed.data());
