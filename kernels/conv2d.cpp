@@ -25,11 +25,10 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
-#include <thread>
 
-#include "hwy/cache_control.h"
 #include "kernels/conv2d.h"
 #include "kernels/gemm.h"
+#include "kernels/spin_wait.h"
 
 #ifndef CONVOY_KERNELS_CONV2D_SHARED
 #define CONVOY_KERNELS_CONV2D_SHARED
@@ -52,7 +51,6 @@ struct StageCounters {
 };
 class JoinedStage final : public Parallel {
  public:
-  static constexpr size_t kSpins = 4096;
   JoinedStage(StageCounters& c, size_t threads, size_t thread) : c_(c), threads_(threads), thread_(thread) {}
   size_t threads() const override { return threads_; }
   void run(size_t n_tasks, const std::function<void(size_t, size_t)>& fn) const override {
@@ -60,15 +58,8 @@ class JoinedStage final : public Parallel {
       fn(t, thread_);
       c_.done.fetch_add(1, std::memory_order_release);
     }
-    // Spin briefly (the stage's other tasks are running), then yield: with more threads than
-    // cores their owner may be descheduled.
-    for (size_t spins = 0; c_.done.load(std::memory_order_acquire) < n_tasks; ++spins) {
-      if (spins < kSpins) {
-        hwy::Pause();
-      } else {
-        std::this_thread::yield();
-      }
-    }
+    // The stage's other tasks are being run by the other outer tasks.
+    spin_until([&] { return c_.done.load(std::memory_order_acquire) >= n_tasks; });
   }
 
  private:
@@ -129,7 +120,7 @@ struct TilePlan {
 // part; ResNet-50's stem on 2 threads: 16 tiles of 784 pixels, not 15 of 848; 14x14 maps with
 // K = 2304: 3 tiles of 80 pixels x 2 row parts. More threads: pixel_tile, and row parts only
 // when there are fewer tiles than threads.
-inline constexpr size_t kTileSearchMaxThreads = 4;
+inline constexpr size_t kTileSearchMaxThreads = kMakespanMaxThreads;
 inline TilePlan plan_tiles(const Conv2dParams& p, size_t threads, size_t mr) {
   const size_t ohw = p.OH * p.OW, Mg = p.M / p.group, jobs = p.N * p.group;
   const size_t P1 = pixel_tile(p, 1), tiles1 = div_up(ohw, P1);
@@ -140,13 +131,11 @@ inline TilePlan plan_tiles(const Conv2dParams& p, size_t threads, size_t mr) {
       const size_t P = std::min(P1, round_up(div_up(ohw, t), 16)), n_tiles = div_up(ohw, P);
       for (size_t parts = 1; parts <= 4 && parts <= div_up(Mg, mr); ++parts) {
         const size_t rows = round_up(div_up(Mg, parts), mr), m_parts = div_up(Mg, rows);
-        size_t load[kTileSearchMaxThreads] = {};
-        for (size_t task = 0; task < jobs * n_tiles * m_parts; ++task) {
+        const size_t span = greedy_makespan(threads, jobs * n_tiles * m_parts, [&](size_t task) {
           const size_t tile = task / m_parts % n_tiles, part = task % m_parts;
           const size_t np = std::min(P, ohw - tile * P), r = std::min(rows, Mg - part * rows);
-          *std::min_element(load, load + threads) += round_up(np, 16) * 8 * r / Mg + np + 16;
-        }
-        const size_t span = *std::max_element(load, load + threads);
+          return round_up(np, 16) * 8 * r / Mg + np + 16;
+        });
         if (span < best) {
           best = span;
           tp = TilePlan{P, rows};

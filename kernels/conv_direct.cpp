@@ -240,6 +240,8 @@ HWY_NOINLINE void tile(const float* HWY_RESTRICT row, size_t cs, size_t rs, size
       for (size_t v = 0; v < V; ++v) hn::Store(acc[j][v], d, stored + (j * V + v) * L);
     return finish_edge(stored, V, o);
   }
+  // One inlined copy of the epilogue per activation, each with its activation a constant (the
+  // per-vector switch of activate_vec folds away).
   Epilogue e = *o.ep;
   switch (o.ep->act) {
     case Activation::kNone:

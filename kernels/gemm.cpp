@@ -62,16 +62,14 @@ inline void k_blocks(size_t K, size_t* kc, size_t* nkb) {
 // Longest thread of a greedy run of the tasks in index order (what Parallel's shared task
 // counter does): a tile of the C block grid costs its lane columns times (its rows + 4, ~ the
 // packing of its B block).
-inline constexpr size_t kGridSearchMaxThreads = 4;
+inline constexpr size_t kGridSearchMaxThreads = kMakespanMaxThreads;
 inline size_t grid_makespan(const GemmParams& p, size_t threads, size_t mc, size_t nc, size_t lanes) {
-  size_t load[kGridSearchMaxThreads] = {};
   const size_t mb = div_up(p.M, mc), nb = div_up(p.N, nc);
-  for (size_t t = 0; t < p.batch * mb * nb; ++t) {
+  return greedy_makespan(threads, p.batch * mb * nb, [&](size_t t) {
     const size_t i = (t / nb) % mb, j = t % nb;
     const size_t rows = std::min(mc, p.M - i * mc), cols = round_up(std::min(nc, p.N - j * nc), lanes);
-    *std::min_element(load, load + threads) += cols * (rows + 4);
-  }
-  return *std::max_element(load, load + threads);
+    return cols * (rows + 4);
+  });
 }
 
 // The K blocking depends on K only (it decides the summation order); MC/NC may shrink with the

@@ -4,6 +4,7 @@
 // and returns when all are done. `thread` < threads() indexes per-thread scratch.
 // Results must not depend on the number of threads (no split reductions).
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <functional>
 
@@ -24,5 +25,17 @@ class SerialParallel final : public Parallel {
     for (size_t i = 0; i < n_tasks; ++i) fn(i, 0);
   }
 };
+
+// Work planning for few threads: the longest thread of a greedy run of tasks [0, n_tasks) in
+// index order, each taken by the thread with the least work so far (what a pool's shared task
+// counter does), task t costing cost(t). threads <= kMakespanMaxThreads (the searches that call
+// it try many splits, so they stop at a few threads).
+inline constexpr size_t kMakespanMaxThreads = 4;
+template <class Cost>
+size_t greedy_makespan(size_t threads, size_t n_tasks, Cost cost) {
+  size_t load[kMakespanMaxThreads] = {};
+  for (size_t t = 0; t < n_tasks; ++t) *std::min_element(load, load + threads) += cost(t);
+  return *std::max_element(load, load + threads);
+}
 
 }  // namespace convoy::kernels

@@ -9,8 +9,8 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
-#include <thread>
 
+#include "kernels/spin_wait.h"
 #include "kernels/winograd.h"
 
 #ifndef CONVOY_KERNELS_WINOGRAD_SHARED
@@ -215,13 +215,7 @@ class RunSync {
  private:
   HWY_NOINLINE void spin(size_t i) const {
     const std::atomic_ref<uint32_t> flag(w_[2 * kMaxLanes + i]);
-    for (size_t spins = 0; flag.load(std::memory_order_acquire) == 0; ++spins) {
-      if (spins < 4096) {
-        hwy::Pause();
-      } else {
-        std::this_thread::yield();  // the writer was preempted
-      }
-    }
+    spin_until([&] { return flag.load(std::memory_order_acquire) != 0; });
   }
 
   uint32_t* w_;
