@@ -1,9 +1,13 @@
-// Winograd F(4x4, 3x3) convolution: see kernels/winograd.h for the algorithm and the choice of F.
-// Transform matrices (Lavin & Gray, points 0, +-1, +-2, inf):
+// Winograd F(4x4, 3x3) and F(2x2, 5x5) convolution: see kernels/winograd.h for the algorithm and
+// the choice of F. Transform matrices (Lavin & Gray, points 0, +-1, +-2, inf; 6 points for both,
+// so B^T, the GEMMs and D are shared):
 //   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
-//   G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
-//       = D G', D = diag(1/4, -1/6, -1/6, 1/24, 1/24, 1), G' = [1 0 0; 1 1 1; 1 -1 1; 1 2 4; 1 -2 4; 0 0 1]
-//   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+//   D   = diag(1/4, -1/6, -1/6, 1/24, 1/24, 1) (1 / prod of the point differences)
+//   F(4x4, 3x3): G = D G', G' = [1 0 0; 1 1 1; 1 -1 1; 1 2 4; 1 -2 4; 0 0 1]
+//                A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+//   F(2x2, 5x5): G = D G', G' = [1 0 0 0 0; 1 1 1 1 1; 1 -1 1 -1 1; 1 2 4 8 16; 1 -2 4 -8 16; 0 0 0 0 1]
+//                A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 1]
+// (row j of G' is the point p_j's powers, of A^T the powers p_j^i; the inf point last.)
 // Transform position xi = 6 * i + j, i along H, j along W.
 #include <algorithm>
 #include <atomic>
@@ -37,7 +41,9 @@ inline constexpr size_t kMinBlockTiles = 12;  // staged: ... unless blocks get s
 // shared by the tasks) stays within kLeanTileChannels * 36 floats (4.5 MiB). The lean input
 // transform gathers with int32 offsets: the input must also have fewer than 2^31 floats. The
 // other batches take the staged path.
+// The lean path is F(4x4, 3x3) only; 5x5 convs always take the staged one.
 inline bool lean(const Conv2dParams& p) {
+  if (p.KH != 3) return false;
   const size_t T = p.N * ((p.OH + 3) / 4) * ((p.OW + 3) / 4);
   return T <= kLeanTiles && T * p.C <= kLeanTileChannels && p.N * p.C * p.H * p.W < (size_t{1} << 31);
 }
@@ -47,6 +53,7 @@ inline size_t round_up(size_t a, size_t b) { return div_up(a, b) * b; }
 
 // Work decomposition; does not depend on the thread count (scratch is per thread).
 struct Geom {
+  size_t m = 4, r = 3;           // outputs per tile side, kernel side: F(m x m, r x r), m + r = 7
   size_t th = 0, tw = 0, T = 0;  // tile rows, tile columns, tiles of the whole batch
   size_t Mp = 0;                 // M rounded up to a panel
   size_t TB = 0, n_tb = 0;       // tiles per block, blocks
@@ -64,8 +71,10 @@ struct Geom {
 
 inline Geom geom(const Conv2dParams& p) {
   Geom g;
-  g.th = div_up(p.OH, 4);
-  g.tw = div_up(p.OW, 4);
+  g.r = p.KH;
+  g.m = 7 - g.r;
+  g.th = div_up(p.OH, g.m);
+  g.tw = div_up(p.OW, g.m);
   g.T = p.N * g.th * g.tw;
   g.Mp = round_up(p.M, kPanel);
   if (lean(p)) {
@@ -100,7 +109,7 @@ inline Geom geom(const Conv2dParams& p) {
     g.Mc = round_up(div_up(g.Mp, n_mc), kPanel);
     g.n_mc = div_up(g.Mp, g.Mc);
   }
-  g.Wb = 4 * round_up(g.tw, kMaxLanes) + 2 * kMaxLanes;
+  g.Wb = g.m * round_up(g.tw, kMaxLanes) + 2 * kMaxLanes;
   // Position strides are 64 B more than C * TBs (Y: tiles * Mc), which are often multiples of
   // 4 KiB: the 36 loads/stores of one tile's transform would otherwise all hit one L1 set.
   if (lean(p)) {
@@ -189,6 +198,25 @@ HWY_INLINE void at6(const VF* y, VF* o) {
   o[3] = hn::Add(hn::MulAdd(hn::Set(df, 8.f), e, b), y[5]);
 }
 
+// o = A^T y (6 points to 2), F(2x2, 5x5).
+HWY_INLINE void at2(const VF* y, VF* o) {
+  const DF df;
+  const VF a = hn::Add(y[1], y[2]), b = hn::Sub(y[1], y[2]);
+  const VF c = hn::Add(y[3], y[4]), e = hn::Sub(y[3], y[4]);
+  o[0] = hn::Add(hn::Add(y[0], a), c);
+  o[1] = hn::Add(hn::MulAdd(hn::Set(df, 2.f), e, b), y[5]);
+}
+
+// o = A^T y for tiles of kM x kM outputs.
+template <size_t kM>
+HWY_INLINE void at(const VF* y, VF* o) {
+  if constexpr (kM == 4) {
+    at6(y, o);
+  } else {
+    at2(y, o);
+  }
+}
+
 // One pool run per convolution: its two phases (lean: the shared input transform V, then the
 // output-channel chunks; staged: the U panels, then the tile blocks) are claimed from counters in
 // the scratch by whichever thread is free, and a task that needs a V block or U panel not yet
@@ -222,8 +250,10 @@ class RunSync {
   size_t n_flags_;
 };
 
-// Input transform of tiles [t_begin, t_end) into V[xi][c][t - t_begin] (row stride g.TBs).
+// Input transform of tiles [t_begin, t_end) into V[xi][c][t - t_begin] (row stride g.TBs); tiles
+// of kM x kM outputs (g.m), whose 6x6 input patches start kM apart.
 // P: 6 padded input rows, Tv: their vertical transform (g.Wb floats each).
+template <size_t kM>
 void input_transform(const Conv2dParams& p, const Geom& g, const float* in, size_t t_begin, size_t t_end,
                      float* HWY_RESTRICT V, float* HWY_RESTRICT P, float* HWY_RESTRICT Tv) {
   const DF df;
@@ -232,8 +262,8 @@ void input_transform(const Conv2dParams& p, const Geom& g, const float* in, size
     const size_t n = t / (g.th * g.tw), ty = t / g.tw % g.th, tx0 = t % g.tw;
     const size_t seg = std::min(g.tw - tx0, t_end - t);  // tiles of this tile row in the block
     const size_t vt = round_up(seg, kL);                 // tiles covered by whole vectors
-    const size_t xv = round_up(4 * vt + 4, kL);          // columns the horizontal pass reads
-    const ptrdiff_t ix0 = static_cast<ptrdiff_t>(4 * tx0) - static_cast<ptrdiff_t>(p.pad_left);
+    const size_t xv = round_up(kM * vt + 4, kL);         // columns the horizontal pass reads
+    const ptrdiff_t ix0 = static_cast<ptrdiff_t>(kM * tx0) - static_cast<ptrdiff_t>(p.pad_left);
     const ptrdiff_t lo = std::clamp<ptrdiff_t>(-ix0, 0, static_cast<ptrdiff_t>(xv));
     const ptrdiff_t hi = std::clamp<ptrdiff_t>(W - ix0, lo, static_cast<ptrdiff_t>(xv));
     const size_t col = t - t_begin;
@@ -241,7 +271,7 @@ void input_transform(const Conv2dParams& p, const Geom& g, const float* in, size
       const float* plane = in + (n * p.C + c) * p.H * p.W;
       for (size_t k = 0; k < 6; ++k) {
         float* row = P + k * g.Wb;
-        const ptrdiff_t iy = static_cast<ptrdiff_t>(4 * ty + k) - static_cast<ptrdiff_t>(p.pad_top);
+        const ptrdiff_t iy = static_cast<ptrdiff_t>(kM * ty + k) - static_cast<ptrdiff_t>(p.pad_top);
         if (iy < 0 || iy >= H || hi <= lo) {
           std::fill(row, row + xv, 0.f);
           continue;
@@ -257,16 +287,24 @@ void input_transform(const Conv2dParams& p, const Geom& g, const float* in, size
         bt6(d, o);
         for (size_t i = 0; i < 6; ++i) hn::StoreU(o[i], df, Tv + i * g.Wb + x);
       }
-      // Horizontal pass, vectorised over tiles: column 4q + k of tile q comes from the stride-4
-      // deinterleave at 4q (k = 0..3) and at 4q + 4 (k = 4, 5). Whole-vector stores may run past
-      // this row's tiles into the next row's slots (rewritten later) or into the TBs slack.
+      // Horizontal pass, vectorised over tiles: column kM q + k of tile q comes from the stride-kM
+      // deinterleave at kM q (kM = 4: k = 0..3; 2: k = 0, 1), then at kM q + kM, ... Whole-vector
+      // stores may run past this row's tiles into the next row's slots (rewritten later) or into
+      // the TBs slack.
       float* vc = V + c * g.TBs + col;
       for (size_t i = 0; i < 6; ++i) {
         const float* tr = Tv + i * g.Wb;
         for (size_t q = 0; q < vt; q += kL) {
-          VF d[6], o[6], u0, u1;
-          hn::LoadInterleaved4(df, tr + 4 * q, d[0], d[1], d[2], d[3]);
-          hn::LoadInterleaved4(df, tr + 4 * q + 4, d[4], d[5], u0, u1);
+          VF d[6], o[6];
+          if constexpr (kM == 4) {
+            VF u0, u1;
+            hn::LoadInterleaved4(df, tr + 4 * q, d[0], d[1], d[2], d[3]);
+            hn::LoadInterleaved4(df, tr + 4 * q + 4, d[4], d[5], u0, u1);
+          } else {
+            hn::LoadInterleaved2(df, tr + 2 * q, d[0], d[1]);
+            hn::LoadInterleaved2(df, tr + 2 * q + 2, d[2], d[3]);
+            hn::LoadInterleaved2(df, tr + 2 * q + 4, d[4], d[5]);
+          }
           bt6(d, o);
           for (size_t j = 0; j < 6; ++j) hn::StoreU(o[j], df, vc + (i * 6 + j) * g.vx + q);
         }
@@ -362,6 +400,29 @@ HWY_INLINE void g3p(VF g0, VF g1, VF g2, VF* o) {
   o[5] = g2;
 }
 
+// o = G' g (5 points to 6) for F(2x2, 5x5): the powers 0..4 of the points 0, 1, -1, 2, -2, then g4.
+HWY_INLINE void g5p(const VF* g, VF* o) {
+  const DF df;
+  const VF e1 = hn::Add(hn::Add(g[0], g[2]), g[4]), o1 = hn::Add(g[1], g[3]);
+  const VF e2 = hn::MulAdd(hn::Set(df, 16.f), g[4], hn::MulAdd(hn::Set(df, 4.f), g[2], g[0]));
+  const VF o2 = hn::MulAdd(hn::Set(df, 8.f), g[3], hn::Add(g[1], g[1]));
+  o[0] = g[0];
+  o[1] = hn::Add(e1, o1);
+  o[2] = hn::Sub(e1, o1);
+  o[3] = hn::Add(e2, o2);
+  o[4] = hn::Sub(e2, o2);
+  o[5] = g[4];
+}
+
+template <size_t kR>
+HWY_INLINE void gp(const VF* g, VF* o) {
+  if constexpr (kR == 3) {
+    g3p(g[0], g[1], g[2], o);
+  } else {
+    g5p(g, o);
+  }
+}
+
 // Lean path (few tiles): the packed weights are raw, R[Mp/16][C][9][16], and the weight transform
 // is fused into the GEMMs. G = D G' with G' = [1 0 0; 1 1 1; 1 -1 1; 1 2 4; 1 -2 4; 0 0 1] and
 // D = diag(kD): U = D (G' g G'^T) D, and since the GEMMs are linear in U the D D scaling of
@@ -380,21 +441,26 @@ inline constexpr float kD[6] = {1.f / 4, -1.f / 6, -1.f / 6, 1.f / 24, 1.f / 24,
 // read back once per block of tiles anyway, and skipping the read-for-ownership halved the
 // staged layers' slowdown on AlexNet batch 8 at 2 threads (13x13 maps, 128 tiles: +3% instead of
 // +6% against the plan-time U; ResNet, VGG: see the header).
+// F(2x2, 5x5): U = D (G' g G'^T) D with G' of 5 points to 6 (g5p), same layout and D.
+template <size_t kR>
 void transform_weights_panel(const Conv2dParams& p, const Geom& g, const float* HWY_RESTRICT R, size_t pm,
                              float* HWY_RESTRICT U) {
   const DF df;
   const bool aligned = reinterpret_cast<uintptr_t>(U) % (kL * sizeof(float)) == 0;
   for (size_t c = 0; c < p.C; ++c) {
-    const float* gw = R + (pm * p.C + c) * 9 * kPanel;
+    const float* gw = R + (pm * p.C + c) * kR * kR * kPanel;
     float* u = U + (pm * p.C + c) * kPanel;
     for (size_t k = 0; k < kPanel; k += kL) {
-      VF col[3][6];  // col[kw][i] = (G' g)[i][kw]
-      for (size_t kw = 0; kw < 3; ++kw)
-        g3p(hn::LoadU(df, gw + kw * kPanel + k), hn::LoadU(df, gw + (3 + kw) * kPanel + k),
-            hn::LoadU(df, gw + (6 + kw) * kPanel + k), col[kw]);
+      VF col[kR][6];  // col[kw][i] = (G' g)[i][kw]
+      for (size_t kw = 0; kw < kR; ++kw) {
+        VF gk[kR];
+        for (size_t kh = 0; kh < kR; ++kh) gk[kh] = hn::LoadU(df, gw + (kh * kR + kw) * kPanel + k);
+        gp<kR>(gk, col[kw]);
+      }
       for (size_t i = 0; i < 6; ++i) {
-        VF o[6];
-        g3p(col[0][i], col[1][i], col[2][i], o);
+        VF o[6], row[kR];
+        for (size_t kw = 0; kw < kR; ++kw) row[kw] = col[kw][i];
+        gp<kR>(row, o);
         for (size_t j = 0; j < 6; ++j) {
           const VF x = hn::Mul(o[j], hn::Set(df, kD[i] * kD[j]));
           if (aligned) {
@@ -645,18 +711,21 @@ void input_transform_lean(const Conv2dParams& p, const Geom& g, const float* in,
   }
 }
 
-// Up to 4 floats of a tile row; the constant-size copy of a whole row compiles to one move.
+// Up to kM floats of a tile row; the constant-size copy of a whole row compiles to one move.
+template <size_t kM>
 HWY_INLINE void copy_row(float* HWY_RESTRICT dst, const float* HWY_RESTRICT src, size_t n) {
-  if (n == 4) {
-    std::memcpy(dst, src, 4 * sizeof(float));
+  if (n == kM) {
+    std::memcpy(dst, src, kM * sizeof(float));
   } else {
     for (size_t i = 0; i < n; ++i) dst[i] = src[i];
   }
 }
 
-// Output transform + epilogue of the block's tiles [t_begin, t_begin + nt), channels [m0, m0 + mlen).
+// Output transform + epilogue of the block's tiles [t_begin, t_begin + nt), channels [m0, m0 + mlen);
+// tiles of kM x kM outputs.
 // stage: 4 * kL floats (residual/output rows in channel-major order) + kL (bias).
 // scaled: Y holds the lean path's Y', to be multiplied by kD[i] kD[j] at position (i, j).
+template <size_t kM>
 void output_transform(const Conv2dParams& p, const Geom& g, const float* Y, size_t t_begin, size_t nt, size_t m0,
                       size_t mlen, bool scaled, float* out, float* HWY_RESTRICT stage) {
   const DF df;
@@ -676,36 +745,74 @@ void output_transform(const Conv2dParams& p, const Geom& g, const float* Y, size
     }
     for (size_t r = 0; r < nt; ++r) {
       const size_t t = t_begin + r;
-      const size_t n = t / (g.th * g.tw), oy0 = 4 * (t / g.tw % g.th), ox = 4 * (t % g.tw);
-      const size_t ncol = std::min<size_t>(4, p.OW - ox);
+      const size_t n = t / (g.th * g.tw), oy0 = kM * (t / g.tw % g.th), ox = kM * (t % g.tw);
+      const size_t ncol = std::min<size_t>(kM, p.OW - ox);
       const float* y = Y + r * g.Mc + mo;
-      VF s[4][6];
+      VF s[kM][6];
       for (size_t j = 0; j < 6; ++j) {
-        VF col[6], o[4];
+        VF col[6], o[kM];
         for (size_t i = 0; i < 6; ++i) col[i] = hn::LoadU(df, y + (i * 6 + j) * (nt * g.Mc + kPanel));
         if (scaled)
           for (size_t i = 0; i < 6; ++i) col[i] = hn::Mul(col[i], hn::Set(df, kD[i] * kD[j]));
-        at6(col, o);
-        for (size_t a = 0; a < 4; ++a) s[a][j] = o[a];
+        at<kM>(col, o);
+        for (size_t a = 0; a < kM; ++a) s[a][j] = o[a];
       }
-      for (size_t a = 0; a < 4 && oy0 + a < p.OH; ++a) {
-        VF z[4];
-        at6(s[a], z);
+      for (size_t a = 0; a < kM && oy0 + a < p.OH; ++a) {
+        VF z[kM];
+        at<kM>(s[a], z);
         const size_t base = (n * p.M + m) * ohw + (oy0 + a) * p.OW + ox;
-        for (size_t b = 0; b < 4; ++b) z[b] = hn::Add(z[b], bias);
+        for (size_t b = 0; b < kM; ++b) z[b] = hn::Add(z[b], bias);
         if (ep.residual) {
-          if (ncol < 4 || lanes < kL) std::fill(stage, stage + 4 * kL, 0.f);  // lanes that are not stored
-          for (size_t l = 0; l < lanes; ++l) copy_row(stage + 4 * l, ep.residual + base + l * ohw, ncol);
-          VF rv[4];
-          hn::LoadInterleaved4(df, stage, rv[0], rv[1], rv[2], rv[3]);
-          for (size_t b = 0; b < 4; ++b) z[b] = hn::Add(z[b], rv[b]);
+          if (ncol < kM || lanes < kL) std::fill(stage, stage + kM * kL, 0.f);  // lanes that are not stored
+          for (size_t l = 0; l < lanes; ++l) copy_row<kM>(stage + kM * l, ep.residual + base + l * ohw, ncol);
+          VF rv[kM];
+          if constexpr (kM == 4) {
+            hn::LoadInterleaved4(df, stage, rv[0], rv[1], rv[2], rv[3]);
+          } else {
+            hn::LoadInterleaved2(df, stage, rv[0], rv[1]);
+          }
+          for (size_t b = 0; b < kM; ++b) z[b] = hn::Add(z[b], rv[b]);
         }
-        for (size_t b = 0; b < 4; ++b) z[b] = activate_vec(df, z[b], ep);
-        hn::StoreInterleaved4(z[0], z[1], z[2], z[3], df, stage);
-        for (size_t l = 0; l < lanes; ++l) copy_row(out + base + l * ohw, stage + 4 * l, ncol);
+        for (size_t b = 0; b < kM; ++b) z[b] = activate_vec(df, z[b], ep);
+        if constexpr (kM == 4) {
+          hn::StoreInterleaved4(z[0], z[1], z[2], z[3], df, stage);
+        } else {
+          hn::StoreInterleaved2(z[0], z[1], df, stage);
+        }
+        for (size_t l = 0; l < lanes; ++l) copy_row<kM>(out + base + l * ohw, stage + kM * l, ncol);
       }
     }
   }
+}
+
+// Staged: U of every panel into the shared scratch, then tasks over tile blocks x output-channel
+// chunks; a task transforms its tiles' input, then waits for the U panels of its chunk.
+template <size_t kM, size_t kR>
+void staged(const Conv2dParams& p, const Geom& g, const float* in, const float* R, float* out, float* scratch,
+            const Parallel* par, const RunSync& sync) {
+  const size_t workers = std::max<size_t>(1, par->threads());
+  float* U = scratch;
+  const size_t n_panels = g.Mp / kPanel;
+  par->run(workers, [&](size_t, size_t thread) {
+    for (size_t pm; (pm = sync.claim(0)) < n_panels;) {
+      transform_weights_panel<kR>(p, g, R, pm, U);
+      sync.set(pm);
+    }
+    float* V = scratch + g.shared + thread * g.per_thread;
+    float* Y = V + g.v_floats;
+    float* P = Y + g.y_floats;
+    float* Tv = P + 6 * g.Wb;
+    float* stage = Tv + 6 * g.Wb;
+    for (size_t task; (task = sync.claim(1)) < g.n_tb * g.n_mc;) {
+      const size_t b = task / g.n_mc, mc = task % g.n_mc;
+      const size_t t_begin = b * g.TB, nt = std::min(g.TB, g.T - t_begin);
+      const size_t m0 = mc * g.Mc, mlen = std::min(g.Mc, g.Mp - m0);
+      input_transform<kM>(p, g, in, t_begin, t_begin + nt, V, P, Tv);
+      for (size_t pm = m0 / kPanel; pm < (m0 + mlen) / kPanel; ++pm) sync.wait(pm);
+      gemms(p, g, V, U, nt, m0, mlen, Y);
+      output_transform<kM>(p, g, Y, t_begin, nt, m0, mlen, false, out, stage);
+    }
+  });
 }
 
 void winograd_impl(const Conv2dParams& p, const float* in, const float* R, float* out, float* scratch,
@@ -741,36 +848,18 @@ void winograd_impl(const Conv2dParams& p, const float* in, const float* R, float
         } else {
           gemms_lean_ub(p, g, V, R, g.T, m0, mlen, Y, Ub);
         }
-        output_transform(p, g, Y, 0, g.T, m0, mlen, true, out, stage);
+        output_transform<4>(p, g, Y, 0, g.T, m0, mlen, true, out, stage);
       }
     });
     return;
   }
-  // Staged: U of every panel into the shared scratch, then tasks over tile blocks x output-channel
-  // chunks; a task transforms its tiles' input, then waits for the U panels of its chunk.
-  float* U = scratch;
-  const size_t n_panels = g.Mp / kPanel;
-  par->run(workers, [&](size_t, size_t thread) {
-    for (size_t pm; (pm = sync.claim(0)) < n_panels;) {
-      transform_weights_panel(p, g, R, pm, U);
-      sync.set(pm);
-    }
-    float* V = scratch + g.shared + thread * g.per_thread;
-    float* Y = V + g.v_floats;
-    float* P = Y + g.y_floats;
-    float* Tv = P + 6 * g.Wb;
-    float* stage = Tv + 6 * g.Wb;
-    for (size_t task; (task = sync.claim(1)) < g.n_tb * g.n_mc;) {
-      const size_t b = task / g.n_mc, mc = task % g.n_mc;
-      const size_t t_begin = b * g.TB, nt = std::min(g.TB, g.T - t_begin);
-      const size_t m0 = mc * g.Mc, mlen = std::min(g.Mc, g.Mp - m0);
-      input_transform(p, g, in, t_begin, t_begin + nt, V, P, Tv);
-      for (size_t pm = m0 / kPanel; pm < (m0 + mlen) / kPanel; ++pm) sync.wait(pm);
-      gemms(p, g, V, U, nt, m0, mlen, Y);
-      output_transform(p, g, Y, t_begin, nt, m0, mlen, false, out, stage);
-    }
-  });
+  if (p.KH == 3) {
+    staged<4, 3>(p, g, in, R, out, scratch, par, sync);
+  } else {
+    staged<2, 5>(p, g, in, R, out, scratch, par, sync);
+  }
 }
+
 
 }  // namespace
 }  // namespace convoy::kernels::HWY_NAMESPACE
@@ -782,24 +871,25 @@ namespace convoy::kernels {
 HWY_EXPORT(winograd_impl);
 
 bool winograd_applicable(const Conv2dParams& p) {
-  return p.KH == 3 && p.KW == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 && p.dil_w == 1 &&
+  return (p.KH == 3 || p.KH == 5) && p.KW == p.KH && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 && p.dil_w == 1 &&
          p.group == 1 && p.N > 0 && p.C > 0 && p.M > 0 && p.OH > 0 && p.OW > 0;
 }
 
 size_t winograd_packed_weight_floats(const Conv2dParams& p) {
   using namespace wino_detail;  // NOLINT
-  return 9 * round_up(p.M, kPanel) * p.C;
+  return p.KH * p.KW * round_up(p.M, kPanel) * p.C;
 }
 
 void pack_winograd_weights(const Conv2dParams& p, const float* w, float* packed) {
   using namespace wino_detail;  // NOLINT
-  // Raw weights in panels of 16 output channels: R[m / 16][c][kh * 3 + kw][m % 16], so that a
+  // Raw weights in panels of 16 output channels: R[m / 16][c][kh * KW + kw][m % 16], so that a
   // task (lean) or a transform task (staged) reads only its own channels' weights, contiguously.
+  const size_t kk = p.KH * p.KW;
   std::fill(packed, packed + winograd_packed_weight_floats(p), 0.f);
   for (size_t m = 0; m < p.M; ++m)
     for (size_t c = 0; c < p.C; ++c)
-      for (size_t t = 0; t < 9; ++t)
-        packed[((m / kPanel * p.C + c) * 9 + t) * kPanel + m % kPanel] = w[(m * p.C + c) * 9 + t];
+      for (size_t t = 0; t < kk; ++t)
+        packed[((m / kPanel * p.C + c) * kk + t) * kPanel + m % kPanel] = w[(m * p.C + c) * kk + t];
 }
 
 WinogradPath winograd_path(const Conv2dParams& p) {
@@ -808,10 +898,11 @@ WinogradPath winograd_path(const Conv2dParams& p) {
 
 void unpack_winograd_weights(const Conv2dParams& p, const float* packed, float* w) {
   using namespace wino_detail;  // NOLINT
+  const size_t kk = p.KH * p.KW;
   for (size_t m = 0; m < p.M; ++m)
     for (size_t c = 0; c < p.C; ++c)
-      for (size_t t = 0; t < 9; ++t)
-        w[(m * p.C + c) * 9 + t] = packed[((m / kPanel * p.C + c) * 9 + t) * kPanel + m % kPanel];
+      for (size_t t = 0; t < kk; ++t)
+        w[(m * p.C + c) * kk + t] = packed[((m / kPanel * p.C + c) * kk + t) * kPanel + m % kPanel];
 }
 
 size_t winograd_scratch_floats(const Conv2dParams& p, size_t threads) {
@@ -819,7 +910,7 @@ size_t winograd_scratch_floats(const Conv2dParams& p, size_t threads) {
   return g.shared + std::max<size_t>(threads, 1) * g.per_thread + g.sync_floats;
 }
 
-void winograd_conv3x3(const Conv2dParams& p, const float* in, const float* w_packed, float* out, float* scratch,
+void winograd_conv(const Conv2dParams& p, const float* in, const float* w_packed, float* out, float* scratch,
                       const Parallel& par) {
   HWY_DYNAMIC_DISPATCH(winograd_impl)(p, in, w_packed, out, scratch, &par);
 }

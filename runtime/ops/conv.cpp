@@ -121,7 +121,8 @@ void plan_conv(OpContext& c) {
   const kernels::Epilogue full_ep = p.ep;
   if (broadcast_residual) p.ep.act = kernels::Activation::kNone;
 
-  // Winograd F(4x4,3x3) for 3x3 stride-1 convs with enough channels to fill its GEMMs. Measured
+  // Winograd F(4x4,3x3) for 3x3 and F(2x2,5x5) for 5x5 stride-1 convs with enough channels to
+  // fill its GEMMs (5x5: AlexNet features.3, C = 64, 27x27 maps: see kernels/winograd.h). Measured
   // against im2col (1 thread): 2.5-3.5x faster from C = 8-32 (M = 16-32, 28x28-56x56 maps) up to
   // VGG/ResNet's 512 channels, but slower on the first conv of an image model (C = 3: a K = 3
   // GEMM cannot pay for the transforms), which takes the direct kernel (use_direct). C >= 16 keeps
@@ -195,7 +196,7 @@ void plan_conv(OpContext& c) {
                         q.ep.residual = residual ? a.in[3] : nullptr;
                         switch (algo) {
                           case Algo::kWinograd:
-                            kernels::winograd_conv3x3(q, a.in[0], a.in[1], a.out[0], a.scratch, par);
+                            kernels::winograd_conv(q, a.in[0], a.in[1], a.out[0], a.scratch, par);
                             break;
                           case Algo::kDirect:
                             kernels::conv_direct(q, a.in[0], a.in[1], a.out[0], a.scratch, par);

@@ -1,6 +1,7 @@
-// Winograd F(4x4, 3x3) against the naive double reference (tests/reference/conv2d_ref.h): odd
-// map sizes, pads, channel counts around the 16-channel panels, batch 2, every epilogue, every
-// compiled target, 1 vs 3 threads bit-identical; plus the documented error bound. Batches of
+// Winograd F(4x4, 3x3) and F(2x2, 5x5) against the naive double reference
+// (tests/reference/conv2d_ref.h): odd map sizes, pads, channel counts around the 16-channel
+// panels, batches, every epilogue, every compiled target, 1 vs 3 threads bit-identical; plus the
+// documented error bounds. Batches of
 // few tiles take the lean path (fused passes below 12 tiles, a transformed block in scratch from
 // 12 to 64), the others the staged one (all the weights transformed into scratch at the start of
 // the run): the cases cover all three (both paths counted). Both keep the raw weights rearranged:
@@ -44,18 +45,23 @@ namespace {
 // former U transformed in double at plan time measured up to 234 on the same cases. kErrC = 500
 // leaves 2.4x room.
 constexpr double kErrC = 500.0;
+// F(2x2, 5x5), same interpolation points, error in units of sqrt(25 C) eps: G' reaches 16 (3x3:
+// 4), A^T 2 (3x3: 8). Measured over the 5x5 cases below and all compiled targets, seeds 20240611
+// and 1-4: 58-71 (im2col: ~5). kErrC5 = 250 leaves 3.5x room.
+constexpr double kErrC5 = 250.0;
 
 struct Case {
   size_t N, C, H, W, M;
   size_t pt, pl, pb, pr;
   bool bias, residual;
   Activation act;
+  size_t k = 3;  // kernel side: 3 or 5
 };
 
 std::string describe(const Case& c) {
   char buf[200];
-  std::snprintf(buf, sizeof buf, "N=%zu C=%zu H=%zu W=%zu M=%zu pads=%zu,%zu,%zu,%zu bias=%d res=%d act=%d", c.N, c.C,
-                c.H, c.W, c.M, c.pt, c.pl, c.pb, c.pr, c.bias, c.residual, static_cast<int>(c.act));
+  std::snprintf(buf, sizeof buf, "N=%zu C=%zu H=%zu W=%zu M=%zu k=%zu pads=%zu,%zu,%zu,%zu bias=%d res=%d act=%d", c.N,
+                c.C, c.H, c.W, c.M, c.k, c.pt, c.pl, c.pb, c.pr, c.bias, c.residual, static_cast<int>(c.act));
   return buf;
 }
 
@@ -66,11 +72,11 @@ Conv2dParams params(const Case& cs) {
   p.H = cs.H;
   p.W = cs.W;
   p.M = cs.M;
-  p.KH = p.KW = 3;
+  p.KH = p.KW = cs.k;
   p.pad_top = cs.pt;
   p.pad_left = cs.pl;
-  p.OH = cs.H + cs.pt + cs.pb - 2;
-  p.OW = cs.W + cs.pl + cs.pr - 2;
+  p.OH = cs.H + cs.pt + cs.pb + 1 - cs.k;
+  p.OW = cs.W + cs.pl + cs.pr + 1 - cs.k;
   return p;
 }
 
@@ -84,7 +90,7 @@ class LateParallel final : public kernels::Parallel {
   }
 };
 
-// Runs the case with 1 and 3 threads (and 3 late ones); returns max |got - want| / (sqrt(9 C) eps)
+// Runs the case with 1 and 3 threads (and 3 late ones); returns max |got - want| / (sqrt(k k C) eps)
 // over the outputs.
 double run_case(const Case& cs, std::mt19937& rng) {
   INFO(describe(cs));
@@ -113,19 +119,20 @@ double run_case(const Case& cs, std::mt19937& rng) {
     std::vector<float> buf(kernels::winograd_scratch_floats(p, threads[t]) + 17);
     float* scratch = buf.data() + (16 - reinterpret_cast<uintptr_t>(buf.data()) / sizeof(float) % 16) % 16 + (t & 1);
     if (t == 0) {
-      kernels::winograd_conv3x3(p, in.data(), packed.data(), got[t].data(), scratch, kernels::SerialParallel());
+      kernels::winograd_conv(p, in.data(), packed.data(), got[t].data(), scratch, kernels::SerialParallel());
     } else if (t == 1) {
-      kernels::winograd_conv3x3(p, in.data(), packed.data(), got[t].data(), scratch, kernel_test::ThreadParallel(3));
+      kernels::winograd_conv(p, in.data(), packed.data(), got[t].data(), scratch, kernel_test::ThreadParallel(3));
     } else {
-      kernels::winograd_conv3x3(p, in.data(), packed.data(), got[t].data(), scratch, LateParallel());
+      kernels::winograd_conv(p, in.data(), packed.data(), got[t].data(), scratch, LateParallel());
     }
   }
   const double eps = std::numeric_limits<float>::epsilon();
-  const double unit = std::sqrt(9.0 * static_cast<double>(p.C)) * eps;
+  const double unit = std::sqrt(static_cast<double>(cs.k * cs.k * p.C)) * eps;
+  const double bound = cs.k == 3 ? kErrC : kErrC5;
   double worst = 0;
   for (size_t i = 0; i < out_size; ++i) {
     const double err = std::fabs(got[0][i] - want[i]);
-    const double tol = kErrC * unit + 4 * eps * std::fabs(want[i]);
+    const double tol = bound * unit + 4 * eps * std::fabs(want[i]);
     if (!(err <= tol)) {
       FAIL_CHECK("index ", i, " got ", got[0][i], " expected ", want[i], " tol ", tol);
       return worst;
@@ -170,6 +177,17 @@ const Case kCases[] = {
     {1, 200, 13, 13, 72, 1, 1, 1, 1, true, true, Activation::kRelu},     // lean: 7 V blocks, 2 chunks + tail
 };
 
+// F(2x2, 5x5): the staged path only (tiles of 2x2 outputs, patches 2 apart).
+const Case kCases5[] = {
+    {1, 1, 1, 1, 1, 2, 2, 2, 2, false, false, Activation::kNone, 5},        // 1x1 map, one partial tile
+    {1, 3, 5, 5, 17, 0, 0, 0, 0, true, true, Activation::kRelu, 5},         // no pad: 1x1 output
+    {2, 17, 9, 12, 20, 2, 1, 0, 2, true, true, Activation::kLeakyRelu, 5},  // batch 2, asymmetric pads
+    {1, 20, 40, 37, 33, 2, 2, 2, 2, false, true, Activation::kClip, 5},     // tile rows longer than a vector
+    {8, 24, 13, 13, 40, 2, 2, 2, 2, true, false, Activation::kRelu, 5},     // 392 tiles: several blocks
+    {1, 130, 11, 11, 70, 1, 1, 1, 1, true, true, Activation::kNone, 5},     // pads of 1, channel tails
+    {1, 64, 27, 27, 192, 2, 2, 2, 2, true, false, Activation::kRelu, 5},    // AlexNet features.3
+};
+
 }  // namespace
 
 TEST_CASE("winograd: F(4x4,3x3) against the naive reference, every target, 1 vs 3 threads") {
@@ -188,15 +206,30 @@ TEST_CASE("winograd: F(4x4,3x3) against the naive reference, every target, 1 vs 
   MESSAGE("winograd: max error ", worst[0], " (lean) / ", worst[1], " (staged) x sqrt(9C) eps (bound ", kErrC, ")");
 }
 
-TEST_CASE("winograd: pads 0-2 on each side, map sizes 1-9") {
+TEST_CASE("winograd: F(2x2,5x5) against the naive reference, every target, 1 vs 3 threads") {
+  std::mt19937 rng(kernel_test::test_seed("winograd 5x5"));
+  double worst = 0;
+  kernel_test::for_each_target([&](const char*) {
+    for (const Case& c : kCases5) {
+      CHECK(kernels::winograd_path(params(c)) == kernels::WinogradPath::kStaged);
+      worst = std::max(worst, run_case(c, rng));
+    }
+  });
+  MESSAGE("winograd 5x5: max error ", worst, " x sqrt(25C) eps (bound ", kErrC5, ")");
+}
+
+TEST_CASE("winograd: pads 0 to k-1 on each side, map sizes 1-9, 3x3 and 5x5") {
   std::mt19937 rng(kernel_test::test_seed("winograd sweep"));
   kernel_test::for_each_target([&](const char*) {
     for (size_t h = 1; h <= 9; h += 2)
       for (size_t w = 1; w <= 9; w += 4)
         for (size_t pad = 0; pad <= 2; ++pad) {
-          const Case c{1, 5, h, w + 2, 7, pad, 2 - pad, pad, (pad + 1) % 3, true, true, Activation::kRelu};
-          if (c.H + c.pt + c.pb < 3 || c.W + c.pl + c.pr < 3) continue;
-          run_case(c, rng);
+          for (size_t k = 3; k <= 5; k += 2) {
+            const size_t q = pad * (k / 2);  // 0 .. k - 1 per side
+            const Case c{1, 5, h, w + 2, 7, q, k - 1 - q, q, (q + 1) % k, true, true, Activation::kRelu, k};
+            if (c.H + c.pt + c.pb < k || c.W + c.pl + c.pr < k) continue;
+            run_case(c, rng);
+          }
         }
   });
 }
@@ -215,5 +248,10 @@ TEST_CASE("winograd: applicability") {
   CHECK_FALSE(kernels::winograd_applicable(q));
   q = p;
   q.KH = q.KW = 5;
+  CHECK(kernels::winograd_applicable(q));
+  q.KH = q.KW = 7;
+  CHECK_FALSE(kernels::winograd_applicable(q));
+  q = p;
+  q.KW = 5;
   CHECK_FALSE(kernels::winograd_applicable(q));
 }
