@@ -525,20 +525,23 @@ TEST_CASE("session: constants made at plan time outlive the planner") {
 TEST_CASE("weight store: packed conv weights replace the raw ones, rebuilt exactly for new plans") {
   // Three convs, each weight read by one node: plain (packed-A panels), grouped (group 2), and a
   // 3x3/2 conv to a 3x3 map with M = 64, K = 576 (the transposed small-map layout), a 3x3/1 conv
-  // with C = 64, M = 16 (Winograd, raw weights rearranged for its per-run transform); plus two
-  // 1x1 convs sharing one initializer, which must stay raw. Outputs are checked against naive
+  // with C = 64, M = 16 (Winograd, raw weights rearranged for its per-run transform), a 5x5/2
+  // conv with C = 64, M = 16 (Winograd on its space-to-depth rewriting: 256 channels, 3x3); plus
+  // two 1x1 convs sharing one initializer, which must stay raw. Outputs are checked against naive
   // convolutions for batch sizes and thread counts that make new plans after the raw copies are gone.
   const auto wa = random_floats(8 * 4 * 9, 21, -0.3f, 0.3f);    // [8, 4, 3, 3]
   const auto wg = random_floats(64 * 4 * 9, 22, -0.3f, 0.3f);   // [64, 4, 3, 3], group 2 on 8 channels
   const auto wt = random_floats(64 * 64 * 9, 23, -0.1f, 0.1f);  // [64, 64, 3, 3], stride 2
   const auto ws = random_floats(64 * 64, 24, -0.1f, 0.1f);      // shared [64, 64, 1, 1]
   const auto ww = random_floats(16 * 64 * 9, 25, -0.1f, 0.1f);  // [16, 64, 3, 3], Winograd
+  const auto wq = random_floats(16 * 64 * 25, 26, -0.1f, 0.1f); // [16, 64, 5, 5], stride 2: s2d Winograd
   onnx::GraphProto* g = nullptr;
   onnx::ModelProto m = new_model(&g);
   set_value_info(g->add_input(), "x", {-1, 4, 5, 5});
   set_value_info(g->add_output(), "y", {-1, 64, 3, 3});
   set_value_info(g->add_output(), "z", {-1, 64, 5, 5});
   set_value_info(g->add_output(), "v", {-1, 16, 5, 5});
+  set_value_info(g->add_output(), "u", {-1, 16, 3, 3});
   set_float_tensor(g->add_initializer(), "wa", {8, 4, 3, 3}, wa);
   set_float_tensor(g->add_initializer(), "wg", {64, 4, 3, 3}, wg);
   set_float_tensor(g->add_initializer(), "wt", {64, 64, 3, 3}, wt);
@@ -554,6 +557,10 @@ TEST_CASE("weight store: packed conv weights replace the raw ones, rebuilt exact
   add_node(g, "Conv", {"b", "ws"}, "s1");
   add_node(g, "Conv", {"s1", "ws"}, "z");
   add_ints_attr(add_node(g, "Conv", {"b", "ww"}, "v"), "pads", {1, 1, 1, 1});
+  set_float_tensor(g->add_initializer(), "wq", {16, 64, 5, 5}, wq);
+  auto* s2d = add_node(g, "Conv", {"b", "wq"}, "u");
+  add_ints_attr(s2d, "pads", {2, 2, 2, 2});
+  add_ints_attr(s2d, "strides", {2, 2});
   auto model = model_from_proto(m, "store.onnx");
   const WeightStore& store = model->impl().store;
 
@@ -563,7 +570,8 @@ TEST_CASE("weight store: packed conv weights replace the raw ones, rebuilt exact
     const auto y = naive_conv2d(b, {n, 64, 5, 5}, wt, {64, 64, 3, 3}, nullptr, 2, 1);
     const auto s1 = naive_conv2d(b, {n, 64, 5, 5}, ws, {64, 64, 1, 1}, nullptr, 1, 0);
     const auto z = naive_conv2d(s1, {n, 64, 5, 5}, ws, {64, 64, 1, 1}, nullptr, 1, 0);
-    return std::make_tuple(y, z, naive_conv2d(b, {n, 64, 5, 5}, ww, {16, 64, 3, 3}, nullptr, 1, 1));
+    return std::make_tuple(y, z, naive_conv2d(b, {n, 64, 5, 5}, ww, {16, 64, 3, 3}, nullptr, 1, 1),
+                           naive_conv2d(b, {n, 64, 5, 5}, wq, {16, 64, 5, 5}, nullptr, 2, 2));
   };
   for (int threads : {1, 3}) {
     CAPTURE(threads);
@@ -573,23 +581,26 @@ TEST_CASE("weight store: packed conv weights replace the raw ones, rebuilt exact
       const Shape xs = {batch, 4, 5, 5};
       Tensor x(xs, random_floats(numel(xs), 30 + static_cast<uint32_t>(batch)));
       const auto out = session.run({x});
-      REQUIRE(out.size() == 3);
-      const auto [y, z, v] = reference(x.values(), batch);
+      REQUIRE(out.size() == 4);
+      const auto [y, z, v, u] = reference(x.values(), batch);
       check_close(out[0].values(), y);
       check_close(out[1].values(), z);
       check_close(out[2].values(), v, 1e-4);  // Winograd's error bound is looser than im2col's
+      check_close(out[3].values(), u, 1e-4);
       // Each packed weight is the model's only copy from the first plan on; the shared one stays.
       CHECK(store.released("wa"));
       CHECK(store.released("wg"));
       CHECK(store.released("wt"));
       CHECK(store.released("ww"));
+      CHECK(store.released("wq"));
       CHECK_FALSE(store.released("ws"));
       CHECK(model->impl().graph.constant("wa")->bytes.empty());
-      CHECK(store.released_bytes() == (wa.size() + wg.size() + wt.size() + ww.size()) * sizeof(float));
+      CHECK(store.released_bytes() == (wa.size() + wg.size() + wt.size() + ww.size() + wq.size()) * sizeof(float));
     }
   }
   // The rebuilt values are the original ones, bit for bit.
-  for (const auto& [name, want] : {std::pair{"wa", &wa}, std::pair{"wg", &wg}, std::pair{"wt", &wt}, std::pair{"ww", &ww}}) {
+  for (const auto& [name, want] : {std::pair{"wa", &wa}, std::pair{"wg", &wg}, std::pair{"wt", &wt}, std::pair{"ww", &ww},
+                                   std::pair{"wq", &wq}}) {
     CAPTURE(name);
     const ConstPtr raw = store.restore(name);
     REQUIRE(static_cast<size_t>(raw->numel()) == want->size());

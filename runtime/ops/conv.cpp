@@ -4,6 +4,7 @@
 #include "kernels/binary.h"
 #include "kernels/conv2d.h"
 #include "kernels/conv_direct.h"
+#include "kernels/space_to_depth.h"
 #include "kernels/unary.h"
 #include "kernels/winograd.h"
 #include "runtime/ops/op_util.h"
@@ -14,7 +15,7 @@ namespace convoy::ops {
 namespace {
 
 // How plan_conv runs a Conv.
-enum class Algo { kIm2col, kWinograd, kDirect };
+enum class Algo { kIm2col, kWinograd, kDirect, kWinogradS2d };
 
 // Direct convolution (kernels/conv_direct.h) for few input channels, stride 1, group 1, when the
 // output rows fill the vectors: measured against im2col at 1 thread (AVX-512, M = 64, Relu):
@@ -28,6 +29,20 @@ constexpr size_t kDirectMaxC = 15;
 bool use_direct(const kernels::Conv2dParams& p) {
   const size_t wasted = (p.OW + 15) / 16 * 16 - p.OW;
   return kernels::conv_direct_applicable(p) && p.C <= kDirectMaxC && wasted * 10 <= p.OW;
+}
+
+// Winograd on the space-to-depth rewriting of a strided conv (kernels/space_to_depth.h) when the
+// rewritten conv is one Winograd takes (3x3 or 5x5, >= 16 channels each way) and the rewriting
+// adds at most half again the taps. AlexNet features.0 (11x11 stride 4, 3 -> 64, 55x55 output,
+// 432 taps for 363; the only such conv of the four models), against im2col in the same minutes:
+// 1 thread 1.60 -> 0.94 ms in the model (88 -> 150 GFLOP/s in direct-conv terms; 0.78 ms alone, of
+// which ~7% is making D), 2 threads 0.92 -> 0.60-0.63 ms. A ResNet stem (7x7 stride 2) would need
+// a 4x4 kernel, its 3x3 stride-2 convs 2x2: those stay on im2col.
+bool use_winograd_s2d(const kernels::Conv2dParams& p) {
+  if (!kernels::space_to_depth_applicable(p)) return false;
+  const kernels::Conv2dParams q = kernels::space_to_depth_params(p);
+  return kernels::winograd_applicable(q) && q.C >= 16 && q.M >= 16 &&
+         2 * q.C * q.KH * q.KW <= 3 * p.C * p.KH * p.KW;
 }
 
 }  // namespace
@@ -133,8 +148,12 @@ void plan_conv(OpContext& c) {
   // Direct convolution for the first conv of image models: im2col + GEMM has a tiny K there
   // (C KH KW = 27 for 3 channels, 3x3); see use_direct.
   const bool direct = !winograd && use_direct(p);
-  const Algo algo = winograd ? Algo::kWinograd : direct ? Algo::kDirect : Algo::kIm2col;
-  const size_t packed_floats = algo == Algo::kWinograd ? kernels::winograd_packed_weight_floats(p)
+  const bool s2d = !winograd && !direct && use_winograd_s2d(p);
+  const Algo algo = winograd ? Algo::kWinograd : direct ? Algo::kDirect : s2d ? Algo::kWinogradS2d : Algo::kIm2col;
+  // The stride-1 conv that the Winograd kernel runs on the space-to-depth input.
+  const kernels::Conv2dParams ps = s2d ? kernels::space_to_depth_params(p) : p;
+  const size_t packed_floats = algo == Algo::kWinograd || algo == Algo::kWinogradS2d
+                                   ? kernels::winograd_packed_weight_floats(ps)
                                : algo == Algo::kDirect ? kernels::conv_direct_packed_weight_floats(p)
                                                        : kernels::conv2d_packed_weight_floats(p);
   const auto pack = [algo](const kernels::Conv2dParams& q, const float* w, float* packed) {
@@ -142,6 +161,13 @@ void plan_conv(OpContext& c) {
       case Algo::kWinograd:
         kernels::pack_winograd_weights(q, w, packed);
         break;
+      case Algo::kWinogradS2d: {
+        const kernels::Conv2dParams qs = kernels::space_to_depth_params(q);
+        std::vector<float> ws(qs.M * qs.C * qs.KH * qs.KW);
+        kernels::space_to_depth_weights(q, w, ws.data());
+        kernels::pack_winograd_weights(qs, ws.data(), packed);
+        break;
+      }
       case Algo::kDirect:
         kernels::pack_conv_direct_weights(q, w, packed);
         break;
@@ -166,6 +192,13 @@ void plan_conv(OpContext& c) {
         ins[1] = c.keep_packed(1, std::move(packed),
                                [p](const float* pk, float* w) { kernels::unpack_conv_direct_weights(p, pk, w); });
         break;
+      case Algo::kWinogradS2d:
+        ins[1] = c.keep_packed(1, std::move(packed), [p, ps](const float* pk, float* w) {
+          std::vector<float> ws(ps.M * ps.C * ps.KH * ps.KW);
+          kernels::unpack_winograd_weights(ps, pk, ws.data());
+          kernels::space_to_depth_weights_back(p, ws.data(), w);
+        });
+        break;
       case Algo::kIm2col:
         ins[1] = c.keep_packed(1, std::move(packed),
                                [p](const float* pk, float* w) { kernels::unpack_conv2d_weights(p, pk, w); });
@@ -186,11 +219,14 @@ void plan_conv(OpContext& c) {
   std::vector<TensorLoc> step_in;
   for (const TensorLoc& l : ins) step_in.push_back(l);
   const bool bias = has_bias, residual = has_residual;
+  // Space-to-depth: D first (whole 64 B lines: the Winograd scratch after it stays aligned).
+  const size_t d_floats = s2d ? (kernels::space_to_depth_input_floats(p) + 15) / 16 * 16 : 0;
   const size_t scratch = algo == Algo::kWinograd ? kernels::winograd_scratch_floats(p, c.threads())
-                         : algo == Algo::kDirect  ? kernels::conv_direct_scratch_floats(p, c.threads())
-                                                  : kernels::conv2d_scratch_floats(p, c.threads());
+                         : algo == Algo::kWinogradS2d ? d_floats + kernels::winograd_scratch_floats(ps, c.threads())
+                         : algo == Algo::kDirect      ? kernels::conv_direct_scratch_floats(p, c.threads())
+                                                      : kernels::conv2d_scratch_floats(p, c.threads());
   Step& step = c.emit("Conv", step_in, {out},
-                      [p, bias, residual, algo](const StepArgs& a, const kernels::Parallel& par) {
+                      [p, ps, d_floats, bias, residual, algo](const StepArgs& a, const kernels::Parallel& par) {
                         kernels::Conv2dParams q = p;
                         q.ep.bias = bias ? a.in[2] : nullptr;
                         q.ep.residual = residual ? a.in[3] : nullptr;
@@ -201,6 +237,13 @@ void plan_conv(OpContext& c) {
                           case Algo::kDirect:
                             kernels::conv_direct(q, a.in[0], a.in[1], a.out[0], a.scratch, par);
                             break;
+                          case Algo::kWinogradS2d: {
+                            kernels::space_to_depth_input(p, a.in[0], a.scratch, par);
+                            kernels::Conv2dParams qs = ps;
+                            qs.ep = q.ep;
+                            kernels::winograd_conv(qs, a.scratch, a.in[1], a.out[0], a.scratch + d_floats, par);
+                            break;
+                          }
                           case Algo::kIm2col:
                             kernels::conv2d(q, a.in[0], a.in[1], a.out[0], a.scratch, par);
                             break;
@@ -208,7 +251,10 @@ void plan_conv(OpContext& c) {
                       },
                       scratch, flops);
   // The algorithm shows in `convoy inspect` / `bench --per-op` next to the fused ops.
-  const char* algo_name = algo == Algo::kWinograd ? "winograd" : algo == Algo::kDirect ? "direct" : nullptr;
+  const char* algo_name = algo == Algo::kWinograd       ? "winograd"
+                          : algo == Algo::kWinogradS2d ? "s2d-winograd"
+                          : algo == Algo::kDirect      ? "direct"
+                                                       : nullptr;
   if (algo_name) step.fused = step.fused.empty() ? std::string(algo_name) : str_cat(algo_name, "+", step.fused);
   if (!broadcast_residual) return;
   kernels::BinaryParams add;
