@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/conv2d.h"
+#include "kernels/conv_case.h"
 #include "kernels/conv_operands.h"
 #include "kernels/targets_threads.h"
 #include "reference/conv2d_ref.h"
@@ -18,42 +19,14 @@ using kernels::Conv2dParams;
 
 namespace {
 
-struct Case {
-  size_t N, C, H, W, M, KH, KW, group;
-  size_t sh, sw, pt, pl, pb, pr, dh, dw;
+struct Case : kernel_test::ConvShape {
   bool bias, residual;
   Activation act;
 };
 
-std::string describe(const Case& c) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf,
-                "N=%zu C=%zu H=%zu W=%zu M=%zu K=%zux%zu g=%zu s=%zu,%zu pads=%zu,%zu,%zu,%zu dil=%zu,%zu bias=%d res=%d act=%d",
-                c.N, c.C, c.H, c.W, c.M, c.KH, c.KW, c.group, c.sh, c.sw, c.pt, c.pl, c.pb, c.pr, c.dh, c.dw, c.bias,
-                c.residual, static_cast<int>(c.act));
-  return buf;
-}
-
 void run_case(const Case& cs, std::mt19937& rng) {
-  INFO(describe(cs));
-  Conv2dParams p;
-  p.N = cs.N;
-  p.C = cs.C;
-  p.H = cs.H;
-  p.W = cs.W;
-  p.M = cs.M;
-  p.KH = cs.KH;
-  p.KW = cs.KW;
-  p.group = cs.group;
-  p.stride_h = cs.sh;
-  p.stride_w = cs.sw;
-  p.pad_top = cs.pt;
-  p.pad_left = cs.pl;
-  p.dil_h = cs.dh;
-  p.dil_w = cs.dw;
-  // ONNX output size (floor).
-  p.OH = (cs.H + cs.pt + cs.pb - ((cs.KH - 1) * cs.dh + 1)) / cs.sh + 1;
-  p.OW = (cs.W + cs.pl + cs.pr - ((cs.KW - 1) * cs.dw + 1)) / cs.sw + 1;
+  INFO(kernel_test::describe(cs, cs.bias, cs.residual, cs.act));
+  Conv2dParams p = kernel_test::conv_params(cs);
   const size_t out_size = p.N * p.M * p.OH * p.OW;
   const kernel_test::ConvOperands ops = kernel_test::conv_operands(rng, p, cs.bias, cs.residual, cs.act);
   const std::vector<float>& in = ops.in;

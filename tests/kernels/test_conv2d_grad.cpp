@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/conv2d_grad.h"
+#include "kernels/conv_case.h"
 #include "kernels/targets_threads.h"
 #include "reference/grad_ref.h"
 
@@ -19,30 +20,8 @@ using kernels::Conv2dParams;
 
 namespace {
 
-struct Case {
-  size_t N, C, H, W, M, KH, KW, group, sh, sw, pt, pl, pb, pr, dh, dw;
-};
-
-Conv2dParams params(const Case& c) {
-  Conv2dParams p;
-  p.N = c.N;
-  p.C = c.C;
-  p.H = c.H;
-  p.W = c.W;
-  p.M = c.M;
-  p.KH = c.KH;
-  p.KW = c.KW;
-  p.group = c.group;
-  p.stride_h = c.sh;
-  p.stride_w = c.sw;
-  p.pad_top = c.pt;
-  p.pad_left = c.pl;
-  p.dil_h = c.dh;
-  p.dil_w = c.dw;
-  p.OH = (c.H + c.pt + c.pb - ((c.KH - 1) * c.dh + 1)) / c.sh + 1;
-  p.OW = (c.W + c.pl + c.pr - ((c.KW - 1) * c.dw + 1)) / c.sw + 1;
-  return p;
-}
+using Case = kernel_test::ConvShape;
+using kernel_test::conv_params;
 
 // N, C, H, W, M, KH, KW, group, sh, sw, pt, pl, pb, pr, dh, dw
 const Case kCases[] = {
@@ -99,11 +78,8 @@ void check(const char* what, const std::vector<float>& got, const ref::DVec& wan
 }
 
 void run_case(const Case& cs, bool with_fd, std::mt19937& rng, MaxErr& fd_err, MaxErr& ref_err) {
-  const Conv2dParams p = params(cs);
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "N=%zu C=%zu H=%zu W=%zu M=%zu K=%zux%zu g=%zu s=%zu,%zu pads=%zu,%zu,%zu,%zu dil=%zu,%zu OH=%zu OW=%zu",
-                cs.N, cs.C, cs.H, cs.W, cs.M, cs.KH, cs.KW, cs.group, cs.sh, cs.sw, cs.pt, cs.pl, cs.pb, cs.pr, cs.dh,
-                cs.dw, p.OH, p.OW);
+  const Conv2dParams p = conv_params(cs);
+  const std::string buf = kernel_test::describe(cs) + " OH=" + std::to_string(p.OH) + " OW=" + std::to_string(p.OW);
   INFO(buf);
   const size_t Cg = p.C / p.group;
   const auto x = kernel_test::random_floats(rng, p.N * p.C * p.H * p.W, -1.f, 1.f);
@@ -180,7 +156,7 @@ TEST_CASE("conv2d backward: direct reference, tiled and blocked shapes") {
 }
 
 TEST_CASE("conv2d backward: empty batch and zero-sized output") {
-  Conv2dParams p = params({0, 2, 4, 4, 3, 3, 3, 1, 1, 1, 0, 0, 0, 0, 1, 1});
+  Conv2dParams p = conv_params({0, 2, 4, 4, 3, 3, 3, 1, 1, 1, 0, 0, 0, 0, 1, 1});
   std::vector<float> dw(3 * 2 * 9, 7.f), scratch(1);
   kernels::conv2d_backward_weight(p, nullptr, nullptr, dw.data(), false, scratch.data(), kernels::SerialParallel());
   CHECK(std::all_of(dw.begin(), dw.end(), [](float v) { return v == 0.f; }));

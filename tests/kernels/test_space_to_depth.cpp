@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/conv_case.h"
 #include "kernels/conv_operands.h"
 #include "kernels/space_to_depth.h"
 #include "kernels/targets_threads.h"
@@ -27,52 +28,25 @@ using kernels::Conv2dParams;
 
 namespace {
 
-struct Case {
-  size_t N, C, H, W, M, KH, KW, Sh, Sw;
-  size_t pt, pl, pb, pr;
+struct Case : kernel_test::ConvShape {
   bool bias, residual;
   Activation act;
 };
 
-std::string describe(const Case& c) {
-  char buf[240];
-  std::snprintf(buf, sizeof buf,
-                "N=%zu C=%zu H=%zu W=%zu M=%zu K=%zux%zu stride=%zux%zu pads=%zu,%zu,%zu,%zu bias=%d res=%d act=%d",
-                c.N, c.C, c.H, c.W, c.M, c.KH, c.KW, c.Sh, c.Sw, c.pt, c.pl, c.pb, c.pr, c.bias, c.residual,
-                static_cast<int>(c.act));
-  return buf;
-}
+std::string describe(const Case& c) { return kernel_test::describe(c, c.bias, c.residual, c.act); }
 
-Conv2dParams params(const Case& c) {
-  Conv2dParams p;
-  p.N = c.N;
-  p.C = c.C;
-  p.H = c.H;
-  p.W = c.W;
-  p.M = c.M;
-  p.KH = c.KH;
-  p.KW = c.KW;
-  p.stride_h = c.Sh;
-  p.stride_w = c.Sw;
-  p.pad_top = c.pt;
-  p.pad_left = c.pl;
-  p.OH = (c.H + c.pt + c.pb - c.KH) / c.Sh + 1;
-  p.OW = (c.W + c.pl + c.pr - c.KW) / c.Sw + 1;
-  return p;
-}
-
-// N, C, H, W, M, KH, KW, Sh, Sw, pt, pl, pb, pr, bias, residual, act
+// N, C, H, W, M, KH, KW, group, sh, sw, pt, pl, pb, pr, dh, dw, bias, residual, act
 const Case kCases[] = {
-    {1, 3, 224, 224, 64, 11, 11, 4, 4, 2, 2, 2, 2, true, false, Activation::kRelu},   // AlexNet features.0
-    {2, 3, 31, 29, 20, 11, 11, 4, 4, 2, 1, 0, 3, true, true, Activation::kLeakyRelu},  // odd sizes, batch 2
-    {1, 2, 17, 18, 17, 5, 5, 2, 2, 2, 2, 2, 2, false, true, Activation::kClip},        // 5x5 / 2 -> 3x3
-    {1, 4, 20, 23, 33, 6, 6, 2, 2, 0, 1, 1, 0, true, false, Activation::kNone},        // 6x6 / 2: no zero taps
-    {1, 1, 40, 41, 16, 9, 9, 3, 3, 4, 4, 4, 4, true, true, Activation::kRelu},         // stride 3, big pads
-    {1, 2, 25, 30, 18, 10, 10, 2, 2, 1, 2, 3, 0, true, false, Activation::kRelu},      // 10x10 / 2 -> 5x5
-    {1, 3, 16, 19, 8, 7, 5, 3, 2, 1, 2, 0, 1, false, false, Activation::kNone},       // unequal strides
-    {1, 3, 11, 11, 5, 11, 11, 4, 4, 0, 0, 0, 0, true, true, Activation::kRelu},        // 1x1 output
-    {1, 3, 9, 9, 5, 3, 3, 2, 2, 1, 1, 1, 1, true, false, Activation::kRelu},           // -> 2x2: rewrite only
-    {1, 2, 12, 9, 4, 7, 7, 2, 2, 3, 3, 3, 3, false, true, Activation::kNone},          // -> 4x4: rewrite only
+    {1, 3, 224, 224, 64, 11, 11, 1, 4, 4, 2, 2, 2, 2, 1, 1, true, false, Activation::kRelu},   // AlexNet features.0
+    {2, 3, 31, 29, 20, 11, 11, 1, 4, 4, 2, 1, 0, 3, 1, 1, true, true, Activation::kLeakyRelu},  // odd sizes, batch 2
+    {1, 2, 17, 18, 17, 5, 5, 1, 2, 2, 2, 2, 2, 2, 1, 1, false, true, Activation::kClip},        // 5x5 / 2 -> 3x3
+    {1, 4, 20, 23, 33, 6, 6, 1, 2, 2, 0, 1, 1, 0, 1, 1, true, false, Activation::kNone},        // 6x6 / 2: no zero taps
+    {1, 1, 40, 41, 16, 9, 9, 1, 3, 3, 4, 4, 4, 4, 1, 1, true, true, Activation::kRelu},         // stride 3, big pads
+    {1, 2, 25, 30, 18, 10, 10, 1, 2, 2, 1, 2, 3, 0, 1, 1, true, false, Activation::kRelu},      // 10x10 / 2 -> 5x5
+    {1, 3, 16, 19, 8, 7, 5, 1, 3, 2, 1, 2, 0, 1, 1, 1, false, false, Activation::kNone},       // unequal strides
+    {1, 3, 11, 11, 5, 11, 11, 1, 4, 4, 0, 0, 0, 0, 1, 1, true, true, Activation::kRelu},        // 1x1 output
+    {1, 3, 9, 9, 5, 3, 3, 1, 2, 2, 1, 1, 1, 1, 1, 1, true, false, Activation::kRelu},           // -> 2x2: rewrite only
+    {1, 2, 12, 9, 4, 7, 7, 1, 2, 2, 3, 3, 3, 3, 1, 1, false, true, Activation::kNone},          // -> 4x4: rewrite only
 };
 
 }  // namespace
@@ -81,7 +55,7 @@ TEST_CASE("space to depth: the rewritten conv equals the strided one; weights th
   std::mt19937 rng(kernel_test::test_seed("space to depth"));
   for (const Case& cs : kCases) {
     INFO(describe(cs));
-    Conv2dParams p = params(cs);
+    Conv2dParams p = kernel_test::conv_params(cs);
     REQUIRE(kernels::space_to_depth_applicable(p));
     const kernel_test::ConvOperands ops = kernel_test::conv_operands(rng, p, cs.bias, cs.residual, cs.act);
     const Conv2dParams q = kernels::space_to_depth_params(p);
@@ -119,7 +93,7 @@ TEST_CASE("space to depth + Winograd: strided convs against the naive reference,
   kernel_test::for_each_target([&](const char*) {
     for (const Case& cs : kCases) {
       INFO(describe(cs));
-      Conv2dParams p = params(cs);
+      Conv2dParams p = kernel_test::conv_params(cs);
       const Conv2dParams q0 = kernels::space_to_depth_params(p);
       if (!kernels::winograd_applicable(q0)) continue;
       ++ran;
@@ -163,7 +137,7 @@ TEST_CASE("space to depth + Winograd: strided convs against the naive reference,
 }
 
 TEST_CASE("space to depth: applicability") {
-  Conv2dParams p = params({1, 3, 20, 20, 8, 5, 5, 2, 2, 0, 0, 0, 0, false, false, Activation::kNone});
+  Conv2dParams p = kernel_test::conv_params({1, 3, 20, 20, 8, 5, 5, 1, 2, 2, 0, 0, 0, 0, 1, 1});
   CHECK(kernels::space_to_depth_applicable(p));
   Conv2dParams q = p;
   q.stride_h = q.stride_w = 1;

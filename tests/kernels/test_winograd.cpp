@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/conv_case.h"
 #include "kernels/conv_operands.h"
 #include "kernels/targets_threads.h"
 #include "kernels/winograd.h"
@@ -58,27 +59,13 @@ struct Case {
   size_t k = 3;  // kernel side: 3 or 5
 };
 
-std::string describe(const Case& c) {
-  char buf[200];
-  std::snprintf(buf, sizeof buf, "N=%zu C=%zu H=%zu W=%zu M=%zu k=%zu pads=%zu,%zu,%zu,%zu bias=%d res=%d act=%d", c.N,
-                c.C, c.H, c.W, c.M, c.k, c.pt, c.pl, c.pb, c.pr, c.bias, c.residual, static_cast<int>(c.act));
-  return buf;
+kernel_test::ConvShape shape(const Case& c) {
+  return {c.N, c.C, c.H, c.W, c.M, c.k, c.k, 1, 1, 1, c.pt, c.pl, c.pb, c.pr, 1, 1};
 }
 
-Conv2dParams params(const Case& cs) {
-  Conv2dParams p;
-  p.N = cs.N;
-  p.C = cs.C;
-  p.H = cs.H;
-  p.W = cs.W;
-  p.M = cs.M;
-  p.KH = p.KW = cs.k;
-  p.pad_top = cs.pt;
-  p.pad_left = cs.pl;
-  p.OH = cs.H + cs.pt + cs.pb + 1 - cs.k;
-  p.OW = cs.W + cs.pl + cs.pr + 1 - cs.k;
-  return p;
-}
+std::string describe(const Case& c) { return kernel_test::describe(shape(c), c.bias, c.residual, c.act); }
+
+Conv2dParams params(const Case& c) { return kernel_test::conv_params(shape(c)); }
 
 // Three workers that run one after the other, the last first: the first to run finds every item
 // unclaimed and does all the work, the others find none (a pool whose workers woke late).
