@@ -88,7 +88,7 @@ PreprocessFlags parse_preprocess_flags(const ParsedArgs& a) {
   return pre;
 }
 
-std::vector<int64_t> concrete_input_shape(const convoy::Model& model, const convoy::TensorInfo& input, int64_t batch,
+std::vector<int64_t> concrete_input_shape(const ModelHeader& model, const convoy::TensorInfo& input, int64_t batch,
                                           std::optional<HxW> size) {
   const std::string where = model_name(model) + ": input '" + input.name + "' " + shape_string(input.shape);
   const auto& meta = model.metadata();

@@ -67,8 +67,12 @@ PreprocessFlags parse_preprocess_flags(const ParsedArgs& a);
 // inputs a dynamic channel dim comes from convoy.channels (default 3) and dynamic H, W from `size`
 // or convoy.input_size. A `size` that contradicts static H, W, or a dimension nothing decides, is
 // a convoy::Error naming the model and the input.
-std::vector<int64_t> concrete_input_shape(const convoy::Model& model, const convoy::TensorInfo& input, int64_t batch,
+std::vector<int64_t> concrete_input_shape(const ModelHeader& model, const convoy::TensorInfo& input, int64_t batch,
                                           std::optional<HxW> size);
+inline std::vector<int64_t> concrete_input_shape(const convoy::Model& model, const convoy::TensorInfo& input,
+                                                 int64_t batch, std::optional<HxW> size) {
+  return concrete_input_shape(ModelHeader(model), input, batch, size);
+}
 
 // Class labels, one per line (a trailing empty line is ignored, "\r\n" accepted).
 std::vector<std::string> split_labels(std::string_view text);

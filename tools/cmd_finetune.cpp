@@ -401,6 +401,12 @@ int finetune_main(const std::vector<std::string>& argv) {
     if (!fs::is_directory(parent, ec)) throw convoy::Error(r.out + ": its directory does not exist");
   }
 
+  // The Trainer loads its own copy of the model: keep only what the preprocessing needs of this
+  // one, so that the weights are not held twice (last layer, batch 8: AlexNet peak RSS 551 -> 335 MB,
+  // VGG-16 1.39 GB -> 875 MB with the streamed export).
+  const ModelHeader header(*model);
+  model.reset();
+
   r.opt.num_classes = int(classes.size());
   train::Trainer trainer(r.model, r.opt);
   const std::vector<int64_t> chw = trainer.input_shape();
@@ -409,13 +415,12 @@ int finetune_main(const std::vector<std::string>& argv) {
   std::vector<int64_t> nchw = {1, chw[0], chw[1], chw[2]};
   if (r.size) {
     // The Trainer fixes the input size when it loads the model; --size may only confirm it.
-    const std::vector<int64_t> want = concrete_input_shape(*model, model->inputs()[0], 1, r.size);
+    const std::vector<int64_t> want = concrete_input_shape(header, header.inputs()[0], 1, r.size);
     if (want != nchw)
       throw convoy::Error(name + ": the trainer runs the model at " + shape_string(nchw) + "; --size " +
                           std::to_string(r.size->height) + "x" + std::to_string(r.size->width) + " does not fit it");
   }
-  const Preprocess pre = make_preprocess(*model, nchw, r.pre);
-  model.reset();
+  const Preprocess pre = make_preprocess(header, nchw, r.pre);
 
   RunIdentity id;
   id.data_dir = fs::weakly_canonical(fs::absolute(data.root)).string();

@@ -22,13 +22,13 @@ namespace {
 const std::vector<float> kImageNetMean = {0.485f, 0.456f, 0.406f};
 const std::vector<float> kImageNetStd = {0.229f, 0.224f, 0.225f};
 
-std::string meta_or(const convoy::Model& model, const std::string& key, const std::string& fallback) {
+std::string meta_or(const ModelHeader& model, const std::string& key, const std::string& fallback) {
   auto it = model.metadata().find(key);
   return it == model.metadata().end() ? fallback : it->second;
 }
 
 // A per-channel list from a flag, the metadata, or the default; one value applies to every channel.
-std::vector<float> per_channel(const convoy::Model& model, const std::string& key, const std::optional<std::vector<float>>& flag,
+std::vector<float> per_channel(const ModelHeader& model, const std::string& key, const std::optional<std::vector<float>>& flag,
                                const std::vector<float>& fallback, int channels) {
   std::vector<float> v;
   std::string origin;
@@ -149,13 +149,13 @@ std::optional<HxW> parse_hxw(std::string_view text) {
   return hw;
 }
 
-std::string model_name(const convoy::Model& model) {
+std::string model_name(const ModelHeader& model) {
   const std::string& p = model.path();
   const size_t slash = p.find_last_of('/');
   return slash == std::string::npos ? p : p.substr(slash + 1);
 }
 
-Preprocess make_preprocess(const convoy::Model& model, const std::vector<int64_t>& nchw, const PreprocessFlags& flags) {
+Preprocess make_preprocess(const ModelHeader& model, const std::vector<int64_t>& nchw, const PreprocessFlags& flags) {
   const std::string name = model_name(model);
   if (nchw.size() != 4)
     throw convoy::Error(name + ": input '" + model.inputs()[0].name + "' " + shape_string(model.inputs()[0].shape) +
