@@ -19,11 +19,26 @@
 // output is the same fixed sum over (c, kh, kw) whatever the split: results do not depend on the
 // thread count.
 //
-// Measured on VGG-16 /features/features.0/Conv (C = 3 -> M = 64, 224x224, pad 1, Relu; AVX-512,
-// `convoy bench --per-op`, FMA peak 117 GFLOP/s on one thread), against im2col + GEMM in the
-// same minutes: 1 thread 2.91-3.11 -> 1.65-1.72 ms (56-60 -> 101-105 GFLOP/s, 86-89% of the
-// peak; in cache, outside the model: 106-110); 2 threads 1.62-1.64 -> 0.92 ms (188 GFLOP/s,
-// 1.8x the 1-thread time). runtime/ops/conv.cpp has the shapes where it beats im2col.
+// KW = 3 on the AVX-512 targets: a 1-D Winograd F(2,3) along W instead (kernels/conv_direct.cpp):
+// pairs of output pixels on the lanes, each task transforms its input rows once into 4 rows of
+// U = B^T d per pair, the hot loop does 4 FMAs per pair and (c, kh) instead of 6 (a 4 x 1 tile
+// of pair vectors, aligned loads, no kw shifts), and the output transform + re-interleave to
+// pixel order happen in registers. Its rounding error is bounded relative to the magnitudes of
+// the transformed terms (2 sum over (c, kh) of sum|d| sum|g|; tests/kernels/test_conv_direct.cpp
+// checks it), not to sum |w x| as the direct sum's. The packed weights stay the plain ones (the
+// weight transform is redone per task: C KH M values), so unpacking is still bit-exact.
+//
+// Measured on VGG-16 /features/features.0/Conv (C = 3 -> M = 64, 224x224, pad 1, Relu; Zen 4
+// AVX-512, `convoy bench --per-op`, FMA peak 117 GFLOP/s on one thread), against im2col + GEMM
+// in the same minutes: 1 thread 2.91-3.11 -> 1.65-1.72 ms (56-60 -> 101-105 GFLOP/s, 86-89% of
+// the peak); 2 threads 1.62-1.64 -> 0.92 ms. The Winograd path, alternating with the direct
+// tile (session 5 HEAD) in the same minutes: 1 thread 1.67-1.72 -> 1.31-1.38 ms (101-105 ->
+// 126-132 GFLOP/s in direct-conv FLOPs, 108-113% of the peak; standalone with one output buffer
+// reused: 102-105 -> 128-134); 2 threads 0.90-0.98 -> 0.72-0.79 ms (176-193 -> 221-241);
+// batch 8 per image, 1 thread 1.68-1.69 -> 1.35-1.36 ms (103 -> 127-129), 2 threads 0.87-0.88
+// -> 0.69 ms (198-200 -> 251-252). Other 3x3 shapes (standalone, M = 64, 1 thread): C = 8 on
+// 128x128 1.42 -> 1.01 ms, C = 15 on 112x112 1.97 -> 1.63, C = 4 on 56x56 0.18 -> 0.16.
+// runtime/ops/conv.cpp has the shapes where the kernel beats im2col.
 #pragma once
 #include <cstddef>
 

@@ -2,10 +2,13 @@
 // reference (tests/reference/conv2d_ref.h): map widths 1-37 around the vector and register-tile
 // widths, output channels 1-70 around the channel tile and the weight panel, kernels 1x1 to 7x7,
 // pads 0-2 and asymmetric, C = 1-4, batch 1 and 3, bias, residual, every activation, every
-// compiled target, 1 vs 3 threads bit-identical; a large output (the streamed stores); the
-// packing gives the weights back bit for bit.
+// compiled target, 1 vs 3 threads bit-identical; large outputs (the streamed stores); the
+// packing gives the weights back bit for bit. KW = 3 (the 1-D Winograd F(2,3) path of the
+// AVX-512 targets): widths 1-70 around the pair vector (2 L pixels) with KH 1-5, and a bound
+// that covers its transforms (wino_bound).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -16,6 +19,7 @@
 #include <vector>
 
 #include "kernels/conv_direct.h"
+#include "kernels/conv_case.h"
 #include "kernels/conv_operands.h"
 #include "kernels/targets_threads.h"
 #include "reference/conv2d_ref.h"
@@ -33,29 +37,13 @@ struct Case {
   Activation act;
 };
 
-std::string describe(const Case& c) {
-  char buf[220];
-  std::snprintf(buf, sizeof buf, "N=%zu C=%zu H=%zu W=%zu M=%zu K=%zux%zu pads=%zu,%zu,%zu,%zu bias=%d res=%d act=%d",
-                c.N, c.C, c.H, c.W, c.M, c.KH, c.KW, c.pt, c.pl, c.pb, c.pr, c.bias, c.residual,
-                static_cast<int>(c.act));
-  return buf;
+kernel_test::ConvShape shape(const Case& c) {
+  return {c.N, c.C, c.H, c.W, c.M, c.KH, c.KW, 1, 1, 1, c.pt, c.pl, c.pb, c.pr, 1, 1};
 }
 
-Conv2dParams params(const Case& cs) {
-  Conv2dParams p;
-  p.N = cs.N;
-  p.C = cs.C;
-  p.H = cs.H;
-  p.W = cs.W;
-  p.M = cs.M;
-  p.KH = cs.KH;
-  p.KW = cs.KW;
-  p.pad_top = cs.pt;
-  p.pad_left = cs.pl;
-  p.OH = cs.H + cs.pt + cs.pb + 1 - cs.KH;
-  p.OW = cs.W + cs.pl + cs.pr + 1 - cs.KW;
-  return p;
-}
+std::string describe(const Case& c) { return kernel_test::describe(shape(c), c.bias, c.residual, c.act); }
+
+Conv2dParams params(const Case& c) { return kernel_test::conv_params(shape(c)); }
 
 // A float vector whose data starts 64 B-aligned (as the arena's) plus `shift` floats, followed
 // by at least 16 more floats.
@@ -68,8 +56,45 @@ struct Buffer {
   }
 };
 
+// Error bound magnitude of the 1-D Winograd F(2,3) path (kernels/conv_direct.cpp) for each
+// output. Its output pair (2i, 2i + 1) sums, over (c, kh), products U_k G_k of transformed
+// inputs (U0 = d0 - d2, U1 = d1 + d2, U2 = d2 - d1, U3 = d1 - d3 of the padded inputs d0..d3 =
+// x[2i .. 2i + 3]) and transformed weights (G0 = g0, G1 = (g0 + g1 + g2) / 2,
+// G2 = (g0 - g1 + g2) / 2, G3 = g2), in 4 sums of C KH terms (one starting at the bias), then
+// adds 2 of them (+ residual). With D = sum |d_t| and S = sum |g_kw|:
+// sum_k |U_k| |G_k| <= (|d0| + |d2|)|g0| + (|d1| + |d2|) S + (|d1| + |d3|)|g2| <= 2 D S, so every
+// rounding is relative to at most 2 sum_(c,kh) D S + |bias| + |residual| (returned here), and
+// there are at most C KH + 6 of them in a row.
+std::vector<double> wino_bound(const Conv2dParams& p, const std::vector<float>& in, const std::vector<float>& w) {
+  std::vector<double> b(p.N * p.M * p.OH * p.OW, 0.0);
+  auto x = [&](size_t n, size_t c, long ih, long iw) -> double {
+    if (ih < 0 || iw < 0 || ih >= static_cast<long>(p.H) || iw >= static_cast<long>(p.W)) return 0.0;
+    return std::fabs(in[((n * p.C + c) * p.H + static_cast<size_t>(ih)) * p.W + static_cast<size_t>(iw)]);
+  };
+  for (size_t n = 0; n < p.N; ++n)
+    for (size_t m = 0; m < p.M; ++m)
+      for (size_t oh = 0; oh < p.OH; ++oh)
+        for (size_t ow = 0; ow < p.OW; ++ow) {
+          double sum = 0;
+          for (size_t c = 0; c < p.C; ++c)
+            for (size_t kh = 0; kh < p.KH; ++kh) {
+              const long ih = static_cast<long>(oh + kh) - static_cast<long>(p.pad_top);
+              const long iw0 = static_cast<long>(ow - ow % 2) - static_cast<long>(p.pad_left);
+              double D = 0, S = 0;
+              for (long t = 0; t < 4; ++t) D += x(n, c, ih, iw0 + t);
+              for (size_t kw = 0; kw < p.KW; ++kw) S += std::fabs(w[((m * p.C + c) * p.KH + kh) * p.KW + kw]);
+              sum += D * S;
+            }
+          const size_t o = ((n * p.M + m) * p.OH + oh) * p.OW + ow;
+          b[o] = 2 * sum + (p.ep.bias ? std::fabs(p.ep.bias[m]) : 0.0) +
+                 (p.ep.residual ? std::fabs(p.ep.residual[o]) : 0.0);
+        }
+  return b;
+}
+
 // Runs the case on every compiled target with 1 and 3 threads: each result within the
-// reference's rounding bound, the two thread counts bit-identical.
+// reference's rounding bound (for KW = 3, the larger of it and the Winograd path's), the two
+// thread counts bit-identical.
 void run_case(const Case& cs, std::mt19937& rng) {
   INFO(describe(cs));
   Conv2dParams p = params(cs);
@@ -93,6 +118,8 @@ void run_case(const Case& cs, std::mt19937& rng) {
   }
   const double eps = std::numeric_limits<float>::epsilon();
   const double K = static_cast<double>(p.C * p.KH * p.KW);
+  const std::vector<double> wmag = p.KW == 3 ? wino_bound(p, in, w) : std::vector<double>();
+  const double KW3 = static_cast<double>(p.C * p.KH + 6);
   kernel_test::for_each_target([&](const char*) {
     std::vector<float> got[2];
     const size_t threads[2] = {1, 3};
@@ -111,7 +138,8 @@ void run_case(const Case& cs, std::mt19937& rng) {
       for (size_t i = 0; i < 16; ++i) REQUIRE(std::isnan(out.data[out_size + i]));  // nothing written past the output
     }
     for (size_t i = 0; i < out_size; ++i) {
-      const double tol = 1e-6 + 2.0 * eps * (K + 4) * mag[i];
+      double tol = 1e-6 + 2.0 * eps * (K + 4) * mag[i];
+      if (p.KW == 3) tol = std::max(tol, 1e-6 + 2.0 * eps * KW3 * wmag[i]);
       if (!(std::fabs(got[0][i] - want[i]) <= tol)) {
         FAIL_CHECK("index ", i, " got ", got[0][i], " expected ", want[i], " tol ", tol);
         return;
@@ -137,6 +165,9 @@ const Case kCases[] = {
     {1, 3, 40, 3, 16, 3, 3, 2, 0, 2, 0, false, false, Activation::kNone},     // OW = 1, no side pads
     {1, 8, 11, 19, 20, 3, 3, 1, 1, 1, 1, true, true, Activation::kRelu},      // more channels
     {2, 15, 6, 33, 19, 3, 3, 1, 1, 1, 1, true, true, Activation::kRelu},      // the planner's largest C
+    {1, 3, 700, 48, 64, 3, 3, 1, 1, 1, 1, true, false, Activation::kRelu},    // streamed, 1.5 pair vectors
+    {1, 3, 160, 208, 64, 3, 3, 1, 1, 1, 1, true, false, Activation::kRelu},   // streamed, 6.5 pair vectors
+    {2, 2, 40, 50, 12, 5, 3, 2, 1, 2, 1, true, true, Activation::kClip},      // KH 5 x KW 3, row blocks
 };
 
 }  // namespace
@@ -160,6 +191,29 @@ TEST_CASE("conv_direct: widths 1-37, channels 1-70, kernels 1-7, pads 0-2, each 
     const Case cs{n, c, h, w, m, k, k, pad, pad, pb, pr, i % 2 == 0, i % 3 == 0, acts[i % 4]};
     ++i;
     if (cs.H + cs.pt + cs.pb < cs.KH || cs.W + cs.pl + cs.pr < cs.KW) continue;
+    run_case(cs, rng);
+  }
+}
+
+TEST_CASE("conv_direct: KW = 3 (Winograd F(2,3) along W), widths 1-70, 88-97, 121-129, KH 1-5, pads 0-2") {
+  std::mt19937 rng(kernel_test::test_seed("conv_direct kw3"));
+  const Activation acts[] = {Activation::kNone, Activation::kRelu, Activation::kLeakyRelu, Activation::kClip};
+  const size_t ms[] = {1, 3, 4, 5, 8, 9, 13, 16, 17, 64};
+  const size_t khs[] = {3, 1, 5, 3, 2};
+  std::vector<size_t> widths;
+  for (size_t w = 1; w <= 70; ++w) widths.push_back(w);
+  for (size_t w = 88; w <= 97; ++w) widths.push_back(w);
+  for (size_t w = 121; w <= 129; ++w) widths.push_back(w);
+  for (size_t i = 0; i < widths.size(); ++i) {
+    // Cycle through the other parameters so that each value meets several widths: odd and even,
+    // around 32, 64, 96 and 128 pixels (1-4 AVX-512 pair vectors; the kernel takes the Winograd
+    // path when at most 1/10 of the last one is empty: e.g. 30-32, 59-64, 88-96, 116-128).
+    const size_t w = widths[i];
+    const size_t kh = khs[i % 5], c = 1 + i % 4, m = ms[i % 10], n = i % 7 == 0 ? 2 : 1;
+    const size_t pl = i % 3, pr = (i / 3) % 3, pt = (i / 2) % 3, pb = i % 2;
+    const size_t h = 1 + (i * 5) % 7 + kh;
+    const Case cs{n, c, h, w, m, kh, 3, pt, pl, pb, pr, i % 2 == 1, i % 3 == 2, acts[i % 4]};
+    if (cs.W + cs.pl + cs.pr < cs.KW) continue;
     run_case(cs, rng);
   }
 }
