@@ -20,11 +20,12 @@ enum class Algo { kIm2col, kWinograd, kDirect, kWinogradS2d };
 // Direct convolution (kernels/conv_direct.h) for few input channels, stride 1, group 1, when the
 // output rows fill the vectors: measured against im2col at 1 thread (AVX-512, M = 64, Relu):
 // 3x3 on 112x112 maps 1.51x (C = 1), 1.25x (C = 3), 1.13-1.19x (C = 4-16); 224x224 C = 3 1.51x
-// (VGG-16 features.0 in the model: 2.93 -> 1.65-1.72 ms); 5x5 on 112x112 1.16-1.29x; 7x7 on
-// 224x224 (M = 32) 1.22x. Rows that waste vector lanes lose: 3x3 on 56x56 (3.5 AVX-512
-// vectors) 0.94x, on 28x28 0.85x; 5x5 on 56x56 0.93-0.98x. Hence up to 15 input channels (the
-// first conv of an image model has 1-4; Winograd takes 3x3 convs from C = 16) and at most 1/10
-// of the lanes of a 16-float row wasted.
+// (VGG-16 features.0 in the model: 2.93 -> 1.65-1.72 ms; with the kernel's 1-D Winograd path for
+// KW = 3 on AVX-512, later, 1.31-1.38 ms); 5x5 on 112x112 1.16-1.29x; 7x7 on 224x224 (M = 32)
+// 1.22x. Rows that waste vector lanes lost (before the 1-D Winograd path; not re-measured since):
+// 3x3 on 56x56 (3.5 AVX-512 vectors) 0.94x, on 28x28 0.85x; 5x5 on 56x56 0.93-0.98x. Hence up
+// to 15 input channels (the first conv of an image model has 1-4; Winograd takes 3x3 convs from
+// C = 16) and at most 1/10 of the lanes of a 16-float row wasted.
 constexpr size_t kDirectMaxC = 15;
 bool use_direct(const kernels::Conv2dParams& p) {
   const size_t wasted = (p.OW + 15) / 16 * 16 - p.OW;
