@@ -107,6 +107,14 @@ TEST_CASE("torchvision exports match PyTorch at batch 1 and 3") {
     convoy::Session session(model);
     const float err1 = check_batch(session, dir, e, 1);
     const float err3 = check_batch(session, dir, e, 3);
+    // The arena stays within 5% of the liveness lower bound (issue 4) on these real graphs.
+    for (int64_t batch : {1, 3}) {
+      std::vector<int64_t> shape = model->inputs()[0].shape;
+      shape[0] = batch;
+      const convoy::PlanInfo plan = session.plan_info({shape});
+      CHECK_MESSAGE(static_cast<double>(plan.arena_bytes) <= 1.05 * static_cast<double>(plan.live_bound_bytes),
+                    e.file, " batch ", batch, ": arena ", plan.arena_bytes, " bytes, live bound ", plan.live_bound_bytes);
+    }
     std::printf("%-24s opset %2d: %4zu nodes, max|err| b1 %.3g b3 %.3g\n", e.file.c_str(), e.opset,
                 model->node_count(), static_cast<double>(err1), static_cast<double>(err3));
   }
