@@ -1,5 +1,6 @@
 // A strided convolution as a stride-1 one ("space to depth"), so that a large-kernel strided conv
-// (AlexNet's first: 11x11, stride 4, 3 -> 64 channels) can take the Winograd kernel.
+// (AlexNet's first: 11x11, stride 4, 3 -> 64 channels; a ResNet stem: 7x7, stride 2) can take the
+// Winograd kernel.
 //
 // With stride (Sh, Sw), write kh = Sh a + s and kw = Sw b + t. Then
 //   out[m][y][x] = sum_{c, kh, kw} w[m][c][kh][kw] in_pad[c][Sh y + kh][Sw x + kw]

@@ -1,10 +1,12 @@
-// Winograd F(4x4, 3x3) and F(2x2, 5x5) convolution: see kernels/winograd.h for the algorithm and
-// the choice of F. Transform matrices (Lavin & Gray, points 0, +-1, +-2, inf; 6 points for both,
-// so B^T, the GEMMs and D are shared):
+// Winograd F(4x4, 3x3), F(3x3, 4x4) and F(2x2, 5x5) convolution: see kernels/winograd.h for the
+// algorithm and the choice of F. Transform matrices (Lavin & Gray, points 0, +-1, +-2, inf; 6
+// points for all three, so B^T, the GEMMs and D are shared):
 //   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
 //   D   = diag(1/4, -1/6, -1/6, 1/24, 1/24, 1) (1 / prod of the point differences)
 //   F(4x4, 3x3): G = D G', G' = [1 0 0; 1 1 1; 1 -1 1; 1 2 4; 1 -2 4; 0 0 1]
 //                A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+//   F(3x3, 4x4): G = D G', G' = [1 0 0 0; 1 1 1 1; 1 -1 1 -1; 1 2 4 8; 1 -2 4 -8; 0 0 0 1]
+//                A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 1]
 //   F(2x2, 5x5): G = D G', G' = [1 0 0 0 0; 1 1 1 1 1; 1 -1 1 -1 1; 1 2 4 8 16; 1 -2 4 -8 16; 0 0 0 0 1]
 //                A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 1]
 // (row j of G' is the point p_j's powers, of A^T the powers p_j^i; the inf point last.)
@@ -41,7 +43,7 @@ inline constexpr size_t kMinBlockTiles = 12;  // staged: ... unless blocks get s
 // shared by the tasks) stays within kLeanTileChannels * 36 floats (4.5 MiB). The lean input
 // transform gathers with int32 offsets: the input must also have fewer than 2^31 floats. The
 // other batches take the staged path.
-// The lean path is F(4x4, 3x3) only; 5x5 convs always take the staged one.
+// The lean path is F(4x4, 3x3) only; 4x4 and 5x5 convs always take the staged one.
 inline bool lean(const Conv2dParams& p) {
   if (p.KH != 3) return false;
   const size_t T = p.N * ((p.OH + 3) / 4) * ((p.OW + 3) / 4);
@@ -207,11 +209,23 @@ HWY_INLINE void at2(const VF* y, VF* o) {
   o[1] = hn::Add(hn::MulAdd(hn::Set(df, 2.f), e, b), y[5]);
 }
 
+// o = A^T y (6 points to 3), F(3x3, 4x4).
+HWY_INLINE void at3(const VF* y, VF* o) {
+  const DF df;
+  const VF a = hn::Add(y[1], y[2]), b = hn::Sub(y[1], y[2]);
+  const VF c = hn::Add(y[3], y[4]), e = hn::Sub(y[3], y[4]);
+  o[0] = hn::Add(hn::Add(y[0], a), c);
+  o[1] = hn::MulAdd(hn::Set(df, 2.f), e, b);
+  o[2] = hn::Add(hn::MulAdd(hn::Set(df, 4.f), c, a), y[5]);
+}
+
 // o = A^T y for tiles of kM x kM outputs.
 template <size_t kM>
 HWY_INLINE void at(const VF* y, VF* o) {
   if constexpr (kM == 4) {
     at6(y, o);
+  } else if constexpr (kM == 3) {
+    at3(y, o);
   } else {
     at2(y, o);
   }
@@ -300,6 +314,9 @@ void input_transform(const Conv2dParams& p, const Geom& g, const float* in, size
             VF u0, u1;
             hn::LoadInterleaved4(df, tr + 4 * q, d[0], d[1], d[2], d[3]);
             hn::LoadInterleaved4(df, tr + 4 * q + 4, d[4], d[5], u0, u1);
+          } else if constexpr (kM == 3) {
+            hn::LoadInterleaved3(df, tr + 3 * q, d[0], d[1], d[2]);
+            hn::LoadInterleaved3(df, tr + 3 * q + 3, d[3], d[4], d[5]);
           } else {
             hn::LoadInterleaved2(df, tr + 2 * q, d[0], d[1]);
             hn::LoadInterleaved2(df, tr + 2 * q + 2, d[2], d[3]);
@@ -400,6 +417,20 @@ HWY_INLINE void g3p(VF g0, VF g1, VF g2, VF* o) {
   o[5] = g2;
 }
 
+// o = G' g (4 points to 6) for F(3x3, 4x4): the powers 0..3 of the points 0, 1, -1, 2, -2, then g3.
+HWY_INLINE void g4p(const VF* g, VF* o) {
+  const DF df;
+  const VF e1 = hn::Add(g[0], g[2]), o1 = hn::Add(g[1], g[3]);
+  const VF e2 = hn::MulAdd(hn::Set(df, 4.f), g[2], g[0]);
+  const VF o2 = hn::MulAdd(hn::Set(df, 8.f), g[3], hn::Add(g[1], g[1]));
+  o[0] = g[0];
+  o[1] = hn::Add(e1, o1);
+  o[2] = hn::Sub(e1, o1);
+  o[3] = hn::Add(e2, o2);
+  o[4] = hn::Sub(e2, o2);
+  o[5] = g[3];
+}
+
 // o = G' g (5 points to 6) for F(2x2, 5x5): the powers 0..4 of the points 0, 1, -1, 2, -2, then g4.
 HWY_INLINE void g5p(const VF* g, VF* o) {
   const DF df;
@@ -418,6 +449,8 @@ template <size_t kR>
 HWY_INLINE void gp(const VF* g, VF* o) {
   if constexpr (kR == 3) {
     g3p(g[0], g[1], g[2], o);
+  } else if constexpr (kR == 4) {
+    g4p(g, o);
   } else {
     g5p(g, o);
   }
@@ -441,7 +474,8 @@ inline constexpr float kD[6] = {1.f / 4, -1.f / 6, -1.f / 6, 1.f / 24, 1.f / 24,
 // read back once per block of tiles anyway, and skipping the read-for-ownership halved the
 // staged layers' slowdown on AlexNet batch 8 at 2 threads (13x13 maps, 128 tiles: +3% instead of
 // +6% against the plan-time U; ResNet, VGG: see the header).
-// F(2x2, 5x5): U = D (G' g G'^T) D with G' of 5 points to 6 (g5p), same layout and D.
+// F(3x3, 4x4) and F(2x2, 5x5): U = D (G' g G'^T) D with G' of 4 or 5 points to 6 (g4p, g5p), same
+// layout and D.
 template <size_t kR>
 void transform_weights_panel(const Conv2dParams& p, const Geom& g, const float* HWY_RESTRICT R, size_t pm,
                              float* HWY_RESTRICT U) {
@@ -768,6 +802,8 @@ void output_transform(const Conv2dParams& p, const Geom& g, const float* Y, size
           VF rv[kM];
           if constexpr (kM == 4) {
             hn::LoadInterleaved4(df, stage, rv[0], rv[1], rv[2], rv[3]);
+          } else if constexpr (kM == 3) {
+            hn::LoadInterleaved3(df, stage, rv[0], rv[1], rv[2]);
           } else {
             hn::LoadInterleaved2(df, stage, rv[0], rv[1]);
           }
@@ -776,6 +812,8 @@ void output_transform(const Conv2dParams& p, const Geom& g, const float* Y, size
         for (size_t b = 0; b < kM; ++b) z[b] = activate_vec(df, z[b], ep);
         if constexpr (kM == 4) {
           hn::StoreInterleaved4(z[0], z[1], z[2], z[3], df, stage);
+        } else if constexpr (kM == 3) {
+          hn::StoreInterleaved3(z[0], z[1], z[2], df, stage);
         } else {
           hn::StoreInterleaved2(z[0], z[1], df, stage);
         }
@@ -855,6 +893,8 @@ void winograd_impl(const Conv2dParams& p, const float* in, const float* R, float
   }
   if (p.KH == 3) {
     staged<4, 3>(p, g, in, R, out, scratch, par, sync);
+  } else if (p.KH == 4) {
+    staged<3, 4>(p, g, in, R, out, scratch, par, sync);
   } else {
     staged<2, 5>(p, g, in, R, out, scratch, par, sync);
   }
@@ -871,7 +911,7 @@ namespace convoy::kernels {
 HWY_EXPORT(winograd_impl);
 
 bool winograd_applicable(const Conv2dParams& p) {
-  return (p.KH == 3 || p.KH == 5) && p.KW == p.KH && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 && p.dil_w == 1 &&
+  return p.KH >= 3 && p.KH <= 5 && p.KW == p.KH && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 && p.dil_w == 1 &&
          p.group == 1 && p.N > 0 && p.C > 0 && p.M > 0 && p.OH > 0 && p.OW > 0;
 }
 

@@ -1,4 +1,4 @@
-// Winograd F(4x4, 3x3) convolution for Conv 3x3, and F(2x2, 5x5) for Conv 5x5, stride 1,
+// Winograd F(4x4, 3x3) convolution for Conv 3x3, F(3x3, 4x4) for 4x4 and F(2x2, 5x5) for 5x5, stride 1,
 // dilation 1, group 1, any pads, NCHW float32, with the fused epilogue of kernels/activation.h
 // (bias, residual, activation) applied in the output transform. Same parameter struct and pointer
 // conventions as kernels/conv2d.h.
@@ -7,6 +7,9 @@
 // G' (5 points to 6), A^T (6 to 2) and the tile step (2) differ. 36 multiplies per 4 outputs
 // (2.8x fewer than direct), error 58-71 x sqrt(25 C) eps on unit data against 137-191 x sqrt(9 C)
 // eps for F(4x4, 3x3) (tests/kernels/test_winograd.cpp). 5x5 convs always take the staged path.
+// F(3x3, 4x4) likewise (G' of 4 points, A^T of 3 rows, tiles 3 apart; error 46-58 x sqrt(16 C)
+// eps): it runs the 4x4 convs that a 7x7 stride-2 stem becomes on its space-to-depth input
+// (kernels/space_to_depth.h; ResNet stem 2.47 -> 1.87 ms at 1 thread).
 // Measured on AlexNet /features/features.3/Conv (C = 64 -> M = 192, 27x27, pad 2, Relu), against
 // im2col + GEMM, same minutes: 1 thread 4.34 -> 2.26 ms (103 -> 199 GFLOP/s in direct-conv terms;
 // 78% of the time in the GEMMs, at ~100 GFLOP/s), 2 threads 2.31 -> 1.26 ms; AlexNet 18.4 ->
@@ -101,7 +104,7 @@
 
 namespace convoy::kernels {
 
-// Shapes the kernel handles: 3x3 or 5x5, stride 1, dilation 1, group 1 (any pads, any N/C/M/H/W).
+// Shapes the kernel handles: 3x3, 4x4 or 5x5, stride 1, dilation 1, group 1 (any pads, any N/C/M/H/W).
 bool winograd_applicable(const Conv2dParams& p);
 
 // Packed weights: the raw ones as R[ceil(M/16)][C][KH KW][16], zero past M (whatever N, H, W). The

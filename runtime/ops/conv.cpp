@@ -33,16 +33,19 @@ bool use_direct(const kernels::Conv2dParams& p) {
 }
 
 // Winograd on the space-to-depth rewriting of a strided conv (kernels/space_to_depth.h) when the
-// rewritten conv is one Winograd takes (3x3 or 5x5, >= 16 channels each way) and the rewriting
-// adds at most half again the taps. AlexNet features.0 (11x11 stride 4, 3 -> 64, 55x55 output,
-// 432 taps for 363; the only such conv of the four models), against im2col in the same minutes:
-// 1 thread 1.60 -> 0.94 ms in the model (88 -> 150 GFLOP/s in direct-conv terms; 0.78 ms alone, of
-// which ~7% is making D), 2 threads 0.92 -> 0.60-0.63 ms. A ResNet stem (7x7 stride 2) would need
-// a 4x4 kernel, its 3x3 stride-2 convs 2x2: those stay on im2col.
+// rewritten conv is one Winograd takes (3x3, 4x4 or 5x5, >= 12 input and >= 16 output channels)
+// and the rewriting adds at most half again the taps. Measured against im2col in the same minutes:
+// AlexNet features.0 (11x11 stride 4, 3 -> 64, 55x55 output; 48 channels of 3x3, 432 taps for
+// 363) 1.60 -> 0.94 ms in the model at 1 thread (88 -> 150 GFLOP/s in direct-conv terms; 0.78 ms
+// alone, ~7% of it making D), 0.92 -> 0.60-0.63 ms at 2; the ResNet stem (7x7 stride 2, 3 -> 64,
+// 112x112 output; 12 channels of 4x4, F(3x3, 4x4), 192 taps for 147) 2.45 -> 1.93-1.96 ms in
+// ResNet-50 at 1 thread, alone 2.47 -> 1.87 (1 thread) and 1.37 -> 1.10 ms (2), its output
+// transform (1444 tiles of 3x3) 36% of that. ResNet's 3x3 stride-2 convs would become 2x2
+// kernels on 4x the channels (16 C taps for 9 C): those stay on im2col.
 bool use_winograd_s2d(const kernels::Conv2dParams& p) {
   if (!kernels::space_to_depth_applicable(p)) return false;
   const kernels::Conv2dParams q = kernels::space_to_depth_params(p);
-  return kernels::winograd_applicable(q) && q.C >= 16 && q.M >= 16 &&
+  return kernels::winograd_applicable(q) && q.C >= 12 && q.M >= 16 &&
          2 * q.C * q.KH * q.KW <= 3 * p.C * p.KH * p.KW;
 }
 

@@ -1,4 +1,4 @@
-// Winograd F(4x4, 3x3) and F(2x2, 5x5) against the naive double reference
+// Winograd F(4x4, 3x3), F(3x3, 4x4) and F(2x2, 5x5) against the naive double reference
 // (tests/reference/conv2d_ref.h): odd map sizes, pads, channel counts around the 16-channel
 // panels, batches, every epilogue, every compiled target, 1 vs 3 threads bit-identical; plus the
 // documented error bounds. Batches of
@@ -50,13 +50,16 @@ constexpr double kErrC = 500.0;
 // 4), A^T 2 (3x3: 8). Measured over the 5x5 cases below and all compiled targets, seeds 20240611
 // and 1-4: 58-71 (im2col: ~5). kErrC5 = 250 leaves 3.5x room.
 constexpr double kErrC5 = 250.0;
+// F(3x3, 4x4), in units of sqrt(16 C) eps: G' reaches 8, A^T 4. Measured over the 4x4 cases below
+// and all compiled targets, seeds 20240611 and 1-4: 46-58 (im2col: ~5). 4.3x room.
+constexpr double kErrC4 = 250.0;
 
 struct Case {
   size_t N, C, H, W, M;
   size_t pt, pl, pb, pr;
   bool bias, residual;
   Activation act;
-  size_t k = 3;  // kernel side: 3 or 5
+  size_t k = 3;  // kernel side: 3, 4 or 5
 };
 
 kernel_test::ConvShape shape(const Case& c) {
@@ -115,7 +118,7 @@ double run_case(const Case& cs, std::mt19937& rng) {
   }
   const double eps = std::numeric_limits<float>::epsilon();
   const double unit = std::sqrt(static_cast<double>(cs.k * cs.k * p.C)) * eps;
-  const double bound = cs.k == 3 ? kErrC : kErrC5;
+  const double bound = cs.k == 3 ? kErrC : cs.k == 4 ? kErrC4 : kErrC5;
   double worst = 0;
   for (size_t i = 0; i < out_size; ++i) {
     const double err = std::fabs(got[0][i] - want[i]);
@@ -164,6 +167,16 @@ const Case kCases[] = {
     {1, 200, 13, 13, 72, 1, 1, 1, 1, true, true, Activation::kRelu},     // lean: 7 V blocks, 2 chunks + tail
 };
 
+// F(3x3, 4x4): the staged path only (tiles of 3x3 outputs, patches 3 apart).
+const Case kCases4[] = {
+    {1, 1, 1, 1, 1, 2, 1, 1, 2, false, false, Activation::kNone, 4},        // 1x1 map, one partial tile
+    {1, 3, 4, 4, 17, 0, 0, 0, 0, true, true, Activation::kRelu, 4},         // no pad: 1x1 output
+    {2, 17, 9, 12, 20, 2, 1, 1, 2, true, true, Activation::kLeakyRelu, 4},  // batch 2, asymmetric pads
+    {1, 20, 50, 53, 33, 1, 2, 2, 1, false, true, Activation::kClip, 4},     // tile rows longer than a vector
+    {8, 24, 13, 13, 40, 1, 1, 2, 2, true, false, Activation::kRelu, 4},     // many tiles: several blocks
+    {1, 12, 115, 115, 64, 0, 0, 0, 0, true, false, Activation::kRelu, 4},   // the ResNet stem's rewriting
+};
+
 // F(2x2, 5x5): the staged path only (tiles of 2x2 outputs, patches 2 apart).
 const Case kCases5[] = {
     {1, 1, 1, 1, 1, 2, 2, 2, 2, false, false, Activation::kNone, 5},        // 1x1 map, one partial tile
@@ -193,6 +206,18 @@ TEST_CASE("winograd: F(4x4,3x3) against the naive reference, every target, 1 vs 
   MESSAGE("winograd: max error ", worst[0], " (lean) / ", worst[1], " (staged) x sqrt(9C) eps (bound ", kErrC, ")");
 }
 
+TEST_CASE("winograd: F(3x3,4x4) against the naive reference, every target, 1 vs 3 threads") {
+  std::mt19937 rng(kernel_test::test_seed("winograd 4x4"));
+  double worst = 0;
+  kernel_test::for_each_target([&](const char*) {
+    for (const Case& c : kCases4) {
+      CHECK(kernels::winograd_path(params(c)) == kernels::WinogradPath::kStaged);
+      worst = std::max(worst, run_case(c, rng));
+    }
+  });
+  MESSAGE("winograd 4x4: max error ", worst, " x sqrt(16C) eps (bound ", kErrC4, ")");
+}
+
 TEST_CASE("winograd: F(2x2,5x5) against the naive reference, every target, 1 vs 3 threads") {
   std::mt19937 rng(kernel_test::test_seed("winograd 5x5"));
   double worst = 0;
@@ -205,13 +230,13 @@ TEST_CASE("winograd: F(2x2,5x5) against the naive reference, every target, 1 vs 
   MESSAGE("winograd 5x5: max error ", worst, " x sqrt(25C) eps (bound ", kErrC5, ")");
 }
 
-TEST_CASE("winograd: pads 0 to k-1 on each side, map sizes 1-9, 3x3 and 5x5") {
+TEST_CASE("winograd: pads 0 to k-1 on each side, map sizes 1-9, 3x3, 4x4 and 5x5") {
   std::mt19937 rng(kernel_test::test_seed("winograd sweep"));
   kernel_test::for_each_target([&](const char*) {
     for (size_t h = 1; h <= 9; h += 2)
       for (size_t w = 1; w <= 9; w += 4)
         for (size_t pad = 0; pad <= 2; ++pad) {
-          for (size_t k = 3; k <= 5; k += 2) {
+          for (size_t k = 3; k <= 5; ++k) {
             const size_t q = pad * (k / 2);  // 0 .. k - 1 per side
             const Case c{1, 5, h, w + 2, 7, q, k - 1 - q, q, (q + 1) % k, true, true, Activation::kRelu, k};
             if (c.H + c.pt + c.pb < k || c.W + c.pl + c.pr < k) continue;
@@ -236,6 +261,10 @@ TEST_CASE("winograd: applicability") {
   q = p;
   q.KH = q.KW = 5;
   CHECK(kernels::winograd_applicable(q));
+  q.KH = q.KW = 4;
+  CHECK(kernels::winograd_applicable(q));
+  q.KH = q.KW = 2;
+  CHECK_FALSE(kernels::winograd_applicable(q));
   q.KH = q.KW = 7;
   CHECK_FALSE(kernels::winograd_applicable(q));
   q = p;
