@@ -1,8 +1,8 @@
 // Space-to-depth rewriting of strided convolutions (kernels/space_to_depth.h): the rewritten
 // stride-1 conv of D with w', computed by the naive double reference, must equal the naive
 // reference of the original conv (exact math, different order of the sums); the weights go there
-// and back bit for bit; and where the rewritten kernel is 3x3 or 5x5, the Winograd kernel on D
-// (what the planner runs for AlexNet's first conv) meets the Winograd error bound of
+// and back bit for bit; and where the rewritten kernel is 3x3, 4x4 or 5x5, the Winograd kernel on D
+// (what the planner runs for AlexNet's first conv and the ResNet stem) meets the Winograd error bound of
 // tests/kernels/test_winograd.cpp, bit-identical on 1 and 3 threads, every target.
 #include <doctest/doctest.h>
 
@@ -46,7 +46,7 @@ const Case kCases[] = {
     {1, 3, 16, 19, 8, 7, 5, 1, 3, 2, 1, 2, 0, 1, 1, 1, false, false, Activation::kNone},       // unequal strides
     {1, 3, 11, 11, 5, 11, 11, 1, 4, 4, 0, 0, 0, 0, 1, 1, true, true, Activation::kRelu},        // 1x1 output
     {1, 3, 9, 9, 5, 3, 3, 1, 2, 2, 1, 1, 1, 1, 1, 1, true, false, Activation::kRelu},           // -> 2x2: rewrite only
-    {1, 2, 12, 9, 4, 7, 7, 1, 2, 2, 3, 3, 3, 3, 1, 1, false, true, Activation::kNone},          // -> 4x4: rewrite only
+    {1, 2, 12, 9, 4, 7, 7, 1, 2, 2, 3, 3, 3, 3, 1, 1, false, true, Activation::kNone},          // 7x7 / 2 -> 4x4 (a ResNet stem)
 };
 
 }  // namespace
