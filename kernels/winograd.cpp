@@ -189,46 +189,26 @@ HWY_INLINE void bt6(const VF* d, VF* t) {
   t[5] = hn::NegMulAdd(k5, d[3], hn::MulAdd(k4, d[1], d[5]));
 }
 
-// o = A^T y (6 points to 4).
-HWY_INLINE void at6(const VF* y, VF* o) {
-  const DF df;
-  const VF a = hn::Add(y[1], y[2]), b = hn::Sub(y[1], y[2]);
-  const VF c = hn::Add(y[3], y[4]), e = hn::Sub(y[3], y[4]);
-  o[0] = hn::Add(hn::Add(y[0], a), c);
-  o[1] = hn::MulAdd(hn::Set(df, 2.f), e, b);
-  o[2] = hn::MulAdd(hn::Set(df, 4.f), c, a);
-  o[3] = hn::Add(hn::MulAdd(hn::Set(df, 8.f), e, b), y[5]);
-}
-
-// o = A^T y (6 points to 2), F(2x2, 5x5).
-HWY_INLINE void at2(const VF* y, VF* o) {
-  const DF df;
-  const VF a = hn::Add(y[1], y[2]), b = hn::Sub(y[1], y[2]);
-  const VF c = hn::Add(y[3], y[4]), e = hn::Sub(y[3], y[4]);
-  o[0] = hn::Add(hn::Add(y[0], a), c);
-  o[1] = hn::Add(hn::MulAdd(hn::Set(df, 2.f), e, b), y[5]);
-}
-
-// o = A^T y (6 points to 3), F(3x3, 4x4).
-HWY_INLINE void at3(const VF* y, VF* o) {
-  const DF df;
-  const VF a = hn::Add(y[1], y[2]), b = hn::Sub(y[1], y[2]);
-  const VF c = hn::Add(y[3], y[4]), e = hn::Sub(y[3], y[4]);
-  o[0] = hn::Add(hn::Add(y[0], a), c);
-  o[1] = hn::MulAdd(hn::Set(df, 2.f), e, b);
-  o[2] = hn::Add(hn::MulAdd(hn::Set(df, 4.f), c, a), y[5]);
-}
-
-// o = A^T y for tiles of kM x kM outputs.
+// o = A^T y (6 points to kM = 4, 3 or 2 outputs): row i of A^T holds the i-th powers of the
+// points 0, 1, -1, 2, -2, and the inf point's 1 in the last row.
 template <size_t kM>
 HWY_INLINE void at(const VF* y, VF* o) {
-  if constexpr (kM == 4) {
-    at6(y, o);
-  } else if constexpr (kM == 3) {
-    at3(y, o);
-  } else {
-    at2(y, o);
+  static_assert(kM >= 2 && kM <= 4, "F(4x4, 3x3), F(3x3, 4x4) or F(2x2, 5x5)");
+  const DF df;
+  const VF a = hn::Add(y[1], y[2]), b = hn::Sub(y[1], y[2]);
+  const VF c = hn::Add(y[3], y[4]), e = hn::Sub(y[3], y[4]);
+  o[0] = hn::Add(hn::Add(y[0], a), c);
+  o[1] = hn::MulAdd(hn::Set(df, 2.f), e, b);
+  if constexpr (kM == 2) {
+    o[1] = hn::Add(o[1], y[5]);
+    return;
   }
+  o[2] = hn::MulAdd(hn::Set(df, 4.f), c, a);
+  if constexpr (kM == 3) {
+    o[2] = hn::Add(o[2], y[5]);
+    return;
+  }
+  o[3] = hn::Add(hn::MulAdd(hn::Set(df, 8.f), e, b), y[5]);
 }
 
 // One pool run per convolution: its two phases (lean: the shared input transform V, then the

@@ -17,6 +17,7 @@
 #include <functional>
 #include <limits>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -206,28 +207,19 @@ TEST_CASE("winograd: F(4x4,3x3) against the naive reference, every target, 1 vs 
   MESSAGE("winograd: max error ", worst[0], " (lean) / ", worst[1], " (staged) x sqrt(9C) eps (bound ", kErrC, ")");
 }
 
-TEST_CASE("winograd: F(3x3,4x4) against the naive reference, every target, 1 vs 3 threads") {
-  std::mt19937 rng(kernel_test::test_seed("winograd 4x4"));
-  double worst = 0;
-  kernel_test::for_each_target([&](const char*) {
-    for (const Case& c : kCases4) {
-      CHECK(kernels::winograd_path(params(c)) == kernels::WinogradPath::kStaged);
-      worst = std::max(worst, run_case(c, rng));
-    }
-  });
-  MESSAGE("winograd 4x4: max error ", worst, " x sqrt(16C) eps (bound ", kErrC4, ")");
-}
-
-TEST_CASE("winograd: F(2x2,5x5) against the naive reference, every target, 1 vs 3 threads") {
-  std::mt19937 rng(kernel_test::test_seed("winograd 5x5"));
-  double worst = 0;
-  kernel_test::for_each_target([&](const char*) {
-    for (const Case& c : kCases5) {
-      CHECK(kernels::winograd_path(params(c)) == kernels::WinogradPath::kStaged);
-      worst = std::max(worst, run_case(c, rng));
-    }
-  });
-  MESSAGE("winograd 5x5: max error ", worst, " x sqrt(25C) eps (bound ", kErrC5, ")");
+TEST_CASE("winograd: F(3x3,4x4) and F(2x2,5x5) against the naive reference, every target, 1 vs 3 threads") {
+  for (const size_t k : {4, 5}) {
+    CAPTURE(k);
+    std::mt19937 rng(kernel_test::test_seed(k == 4 ? "winograd 4x4" : "winograd 5x5"));
+    double worst = 0;
+    kernel_test::for_each_target([&](const char*) {
+      for (const Case& c : k == 4 ? std::span<const Case>(kCases4) : std::span<const Case>(kCases5)) {
+        CHECK(kernels::winograd_path(params(c)) == kernels::WinogradPath::kStaged);
+        worst = std::max(worst, run_case(c, rng));
+      }
+    });
+    MESSAGE("winograd ", k, "x", k, ": max error ", worst, " x sqrt(", k * k, "C) eps (bound ", k == 4 ? kErrC4 : kErrC5, ")");
+  }
 }
 
 TEST_CASE("winograd: pads 0 to k-1 on each side, map sizes 1-9, 3x3, 4x4 and 5x5") {
