@@ -101,7 +101,12 @@ assert sorted(o["step"] for o in ops) == list(range(d["steps"])), ops
 assert abs(sum(o["share"] for o in ops) - 1) < 1e-3, ops
 assert all(a["ms"] >= b["ms"] for a, b in zip(ops, ops[1:])), "not sorted slowest first"
 assert sum(o["op"] == "Conv" for o in ops) == 3, ops
-assert all(set(o) == {"step", "op", "fused", "node", "ms", "share", "gflop_per_s"} for o in ops)
+assert all(set(o) == {"step", "op", "fused", "node", "ms", "share", "gflop_per_s", "gb_per_s"} for o in ops)
+# GB/s: the step's operands and output once. The FC 576 -> 128 reads its 576 x 128 weights:
+# at least that many bytes over its time.
+fc = [o for o in ops if o["op"] in ("Gemm", "MatMul")]
+big = max(fc, key=lambda o: o["gflop_per_s"] * o["ms"])
+assert big["ms"] > 0 and big["gb_per_s"] * big["ms"] * 1e6 >= 4 * 576 * 128, big
 )"));
 }
 

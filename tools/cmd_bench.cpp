@@ -385,6 +385,19 @@ int bench_main(const std::vector<std::string>& argv) {
   const double gflops_per_s = plan.flops / (med * 1e-3) * 1e-9;
   const auto share = [&](const OpTime& o) { return ops_total > 0 ? o.seconds / ops_total : 0.0; };
   const auto op_gflops = [&](const OpTime& o) { return o.seconds > 0 ? plan.steps[o.step].flops / o.seconds * 1e-9 : 0.0; };
+  // Bytes of every operand and the output touched once (float32): for an FC layer at batch 1,
+  // its weights, so the figure is the bandwidth its weight stream reached.
+  const auto op_gbps = [&](const OpTime& o) {
+    const auto& st = plan.steps[o.step];
+    const auto numel = [](const std::vector<int64_t>& shape) {
+      double n = 1;
+      for (int64_t d : shape) n *= double(std::max<int64_t>(d, 0));
+      return n;
+    };
+    double elems = numel(st.output_shape);
+    for (const auto& shape : st.input_shapes) elems += numel(shape);
+    return o.seconds > 0 ? elems * sizeof(float) / o.seconds * 1e-9 : 0.0;
+  };
 
   if (json) {
     std::printf("{\n  \"model\": %s,\n  \"inputs\": [", json_string(model->path()).c_str());
@@ -409,9 +422,9 @@ int bench_main(const std::vector<std::string>& argv) {
       for (size_t i = 0; i < ops.size(); ++i) {
         const auto& s = plan.steps[ops[i].step];
         std::printf("%s\n    {\"step\": %zu, \"op\": %s, \"fused\": %s, \"node\": %s, \"ms\": %.4f, \"share\": %.5f, "
-                    "\"gflop_per_s\": %.3f}",
+                    "\"gflop_per_s\": %.3f, \"gb_per_s\": %.3f}",
                     i ? "," : "", ops[i].step, json_string(s.op).c_str(), json_string(s.fused).c_str(),
-                    json_string(s.node).c_str(), ops[i].seconds * 1e3, share(ops[i]), op_gflops(ops[i]));
+                    json_string(s.node).c_str(), ops[i].seconds * 1e3, share(ops[i]), op_gflops(ops[i]), op_gbps(ops[i]));
       }
       std::printf("\n  ]");
     }
@@ -444,13 +457,13 @@ int bench_main(const std::vector<std::string>& argv) {
     }
     std::printf("\nper step (median of %lld timed runs, slowest first; sum %.3f ms)\n", static_cast<long long>(iters),
                 ops_total * 1e3);
-    std::printf("  %4s  %-*s  %-*s  %-*s  %9s  %6s  %9s\n", "step", w_op, "op", w_fused, "fused", w_node, "node", "ms",
-                "share", "GFLOP/s");
+    std::printf("  %4s  %-*s  %-*s  %-*s  %9s  %6s  %9s  %7s\n", "step", w_op, "op", w_fused, "fused", w_node, "node", "ms",
+                "share", "GFLOP/s", "GB/s");
     for (const auto& o : ops) {
       const auto& s = plan.steps[o.step];
-      std::printf("  %4zu  %-*s  %-*s  %-*s  %9.4f  %5.1f%%  %9.2f\n", o.step, w_op, s.op.c_str(), w_fused,
+      std::printf("  %4zu  %-*s  %-*s  %-*s  %9.4f  %5.1f%%  %9.2f  %7.2f\n", o.step, w_op, s.op.c_str(), w_fused,
                   s.fused.empty() ? "-" : s.fused.c_str(), w_node, s.node.c_str(), o.seconds * 1e3, 100 * share(o),
-                  op_gflops(o));
+                  op_gflops(o), op_gbps(o));
     }
   }
   return 0;
@@ -475,7 +488,8 @@ const Command kBenchCommand = {
     "  --iters K    timed runs (default 20)\n"
     "  --size HxW   spatial size for dynamic H, W (default: convoy.input_size metadata)\n"
     "  --per-op     also K more runs timing every plan step: op, fused ops, node, median ms,\n"
-    "               share of the step total and GFLOP/s, slowest first\n"
+    "               share of the step total, GFLOP/s and GB/s (every operand and the output\n"
+    "               read or written once: an FC layer's weight stream), slowest first\n"
     "  --json       one JSON object on stdout instead of text (includes every latency sample)\n"
     "  --peak       no model: single-thread and N-thread FMA peak GFLOP/s and streaming read\n"
     "               bandwidth (GB/s, from a 256 MiB buffer), best of 5\n"
