@@ -387,55 +387,36 @@ void gemms(const Conv2dParams& p, const Geom& g, const float* V, const float* U,
   }
 }
 
-// o = G' g (3 points to 6), G' = D^-1 G as in the lean path's comment below.
-HWY_INLINE void g3p(VF g0, VF g1, VF g2, VF* o) {
-  const DF df;
-  const VF s = hn::Add(g0, g2), a = hn::MulAdd(hn::Set(df, 4.f), g2, g0), b = hn::Add(g1, g1);
-  o[0] = g0;
-  o[1] = hn::Add(s, g1);
-  o[2] = hn::Sub(s, g1);
-  o[3] = hn::Add(a, b);
-  o[4] = hn::Sub(a, b);
-  o[5] = g2;
-}
-
-// o = G' g (4 points to 6) for F(3x3, 4x4): the powers 0..3 of the points 0, 1, -1, 2, -2, then g3.
-HWY_INLINE void g4p(const VF* g, VF* o) {
-  const DF df;
-  const VF e1 = hn::Add(g[0], g[2]), o1 = hn::Add(g[1], g[3]);
-  const VF e2 = hn::MulAdd(hn::Set(df, 4.f), g[2], g[0]);
-  const VF o2 = hn::MulAdd(hn::Set(df, 8.f), g[3], hn::Add(g[1], g[1]));
-  o[0] = g[0];
-  o[1] = hn::Add(e1, o1);
-  o[2] = hn::Sub(e1, o1);
-  o[3] = hn::Add(e2, o2);
-  o[4] = hn::Sub(e2, o2);
-  o[5] = g[3];
-}
-
-// o = G' g (5 points to 6) for F(2x2, 5x5): the powers 0..4 of the points 0, 1, -1, 2, -2, then g4.
-HWY_INLINE void g5p(const VF* g, VF* o) {
-  const DF df;
-  const VF e1 = hn::Add(hn::Add(g[0], g[2]), g[4]), o1 = hn::Add(g[1], g[3]);
-  const VF e2 = hn::MulAdd(hn::Set(df, 16.f), g[4], hn::MulAdd(hn::Set(df, 4.f), g[2], g[0]));
-  const VF o2 = hn::MulAdd(hn::Set(df, 8.f), g[3], hn::Add(g[1], g[1]));
-  o[0] = g[0];
-  o[1] = hn::Add(e1, o1);
-  o[2] = hn::Sub(e1, o1);
-  o[3] = hn::Add(e2, o2);
-  o[4] = hn::Sub(e2, o2);
-  o[5] = g[4];
-}
-
+// o = G' g (kR = 3, 4 or 5 kernel taps to 6 points), G' = D^-1 G (the lean path's comment below;
+// the F(3x3, 4x4) and F(2x2, 5x5) G' at the top of the file): row j holds the powers 0..kR-1 of
+// the points 0, 1, -1, 2, -2, the inf row g[kR - 1]. Even and odd powers are summed apart:
+// rows 1, 2 = e1 +- o1, rows 3, 4 = e2 +- o2.
 template <size_t kR>
 HWY_INLINE void gp(const VF* g, VF* o) {
-  if constexpr (kR == 3) {
-    g3p(g[0], g[1], g[2], o);
-  } else if constexpr (kR == 4) {
-    g4p(g, o);
-  } else {
-    g5p(g, o);
+  static_assert(kR >= 3 && kR <= 5, "F(4x4, 3x3), F(3x3, 4x4) or F(2x2, 5x5)");
+  const DF df;
+  VF e1 = hn::Add(g[0], g[2]), o1 = g[1];
+  VF e2 = hn::MulAdd(hn::Set(df, 4.f), g[2], g[0]), o2 = hn::Add(g[1], g[1]);
+  if constexpr (kR >= 4) {
+    o1 = hn::Add(o1, g[3]);
+    o2 = hn::MulAdd(hn::Set(df, 8.f), g[3], o2);
   }
+  if constexpr (kR == 5) {
+    e1 = hn::Add(e1, g[4]);
+    e2 = hn::MulAdd(hn::Set(df, 16.f), g[4], e2);
+  }
+  o[0] = g[0];
+  o[1] = hn::Add(e1, o1);
+  o[2] = hn::Sub(e1, o1);
+  o[3] = hn::Add(e2, o2);
+  o[4] = hn::Sub(e2, o2);
+  o[5] = g[kR - 1];
+}
+
+// gp<3> on three vectors (the lean path's passes).
+HWY_INLINE void g3p(VF g0, VF g1, VF g2, VF* o) {
+  const VF g[3] = {g0, g1, g2};
+  gp<3>(g, o);
 }
 
 // Lean path (few tiles): the packed weights are raw, R[Mp/16][C][9][16], and the weight transform
@@ -456,7 +437,7 @@ inline constexpr float kD[6] = {1.f / 4, -1.f / 6, -1.f / 6, 1.f / 24, 1.f / 24,
 // read back once per block of tiles anyway, and skipping the read-for-ownership halved the
 // staged layers' slowdown on AlexNet batch 8 at 2 threads (13x13 maps, 128 tiles: +3% instead of
 // +6% against the plan-time U; ResNet, VGG: see the header).
-// F(3x3, 4x4) and F(2x2, 5x5): U = D (G' g G'^T) D with G' of 4 or 5 points to 6 (g4p, g5p), same
+// F(3x3, 4x4) and F(2x2, 5x5): U = D (G' g G'^T) D with G' of 4 or 5 points to 6 (gp), same
 // layout and D.
 template <size_t kR>
 void transform_weights_panel(const Conv2dParams& p, const Geom& g, const float* HWY_RESTRICT R, size_t pm,
