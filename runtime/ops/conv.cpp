@@ -160,16 +160,16 @@ void plan_conv(OpContext& c) {
                                    ? kernels::winograd_packed_weight_floats(ps)
                                : algo == Algo::kDirect ? kernels::conv_direct_packed_weight_floats(p)
                                                        : kernels::conv2d_packed_weight_floats(p);
-  const auto pack = [algo](const kernels::Conv2dParams& q, const float* w, float* packed) {
+  // Every packing is a rearrangement of the weights (unpack gives them back bit for bit).
+  const auto pack = [algo, ps](const kernels::Conv2dParams& q, const float* w, float* packed) {
     switch (algo) {
       case Algo::kWinograd:
         kernels::pack_winograd_weights(q, w, packed);
         break;
       case Algo::kWinogradS2d: {
-        const kernels::Conv2dParams qs = kernels::space_to_depth_params(q);
-        std::vector<float> ws(qs.M * qs.C * qs.KH * qs.KW);
+        std::vector<float> ws(ps.M * ps.C * ps.KH * ps.KW);
         kernels::space_to_depth_weights(q, w, ws.data());
-        kernels::pack_winograd_weights(qs, ws.data(), packed);
+        kernels::pack_winograd_weights(ps, ws.data(), packed);
         break;
       }
       case Algo::kDirect:
@@ -180,34 +180,33 @@ void plan_conv(OpContext& c) {
         break;
     }
   };
+  const auto unpack = [algo, ps](const kernels::Conv2dParams& q, const float* packed, float* w) {
+    switch (algo) {
+      case Algo::kWinograd:
+        kernels::unpack_winograd_weights(q, packed, w);
+        break;
+      case Algo::kWinogradS2d: {
+        std::vector<float> ws(ps.M * ps.C * ps.KH * ps.KW);
+        kernels::unpack_winograd_weights(ps, packed, ws.data());
+        kernels::space_to_depth_weights_back(q, ws.data(), w);
+        break;
+      }
+      case Algo::kDirect:
+        kernels::unpack_conv_direct_weights(q, packed, w);
+        break;
+      case Algo::kIm2col:
+        kernels::unpack_conv2d_weights(q, packed, w);
+        break;
+    }
+  };
   if (c.is_const(1) && algo == Algo::kIm2col && kernels::conv2d_packing_is_identity(p)) {
     ins[1] = c.loc(1);  // the model's weights, held once
   } else if (c.is_const(1)) {
     auto packed = std::make_shared<std::vector<float>>(packed_floats);
     pack(p, c.const_input(1, "weights").f32(), packed->data());
-    // Every packing is a rearrangement of the weights: the model keeps only the packed copy.
-    switch (algo) {
-      case Algo::kWinograd:
-        // Transformed per run: the raw weights in panels of 16 output channels.
-        ins[1] = c.keep_packed(1, std::move(packed),
-                               [p](const float* pk, float* w) { kernels::unpack_winograd_weights(p, pk, w); });
-        break;
-      case Algo::kDirect:
-        ins[1] = c.keep_packed(1, std::move(packed),
-                               [p](const float* pk, float* w) { kernels::unpack_conv_direct_weights(p, pk, w); });
-        break;
-      case Algo::kWinogradS2d:
-        ins[1] = c.keep_packed(1, std::move(packed), [p, ps](const float* pk, float* w) {
-          std::vector<float> ws(ps.M * ps.C * ps.KH * ps.KW);
-          kernels::unpack_winograd_weights(ps, pk, ws.data());
-          kernels::space_to_depth_weights_back(p, ws.data(), w);
-        });
-        break;
-      case Algo::kIm2col:
-        ins[1] = c.keep_packed(1, std::move(packed),
-                               [p](const float* pk, float* w) { kernels::unpack_conv2d_weights(p, pk, w); });
-        break;
-    }
+    // The model keeps only the packed copy (Winograd's is the raw weights in panels of 16 output
+    // channels, transformed per run).
+    ins[1] = c.keep_packed(1, std::move(packed), [p, unpack](const float* pk, float* w) { unpack(p, pk, w); });
   } else {
     TensorLoc packed = c.temp(packed_floats);
     c.emit("PackWeights", {c.loc(1)}, {packed},
