@@ -421,8 +421,8 @@ int bench_main(const std::vector<std::string>& argv) {
       std::printf(",\n  \"per_op\": [");
       for (size_t i = 0; i < ops.size(); ++i) {
         const auto& s = plan.steps[ops[i].step];
-        std::printf("%s\n    {\"step\": %zu, \"op\": %s, \"fused\": %s, \"node\": %s, \"ms\": %.4f, \"share\": %.5f, "
-                    "\"gflop_per_s\": %.3f, \"gb_per_s\": %.3f}",
+        std::printf("%s\n    {\"step\": %zu, \"op\": %s, \"fused\": %s, \"node\": %s, \"ms\": %.6g, \"share\": %.5f, "
+                    "\"gflop_per_s\": %.6g, \"gb_per_s\": %.6g}",
                     i ? "," : "", ops[i].step, json_string(s.op).c_str(), json_string(s.fused).c_str(),
                     json_string(s.node).c_str(), ops[i].seconds * 1e3, share(ops[i]), op_gflops(ops[i]), op_gbps(ops[i]));
       }
