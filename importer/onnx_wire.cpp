@@ -3,9 +3,8 @@
 namespace convoy {
 namespace {
 
-// Field numbers in onnx.proto: ModelProto.graph = 7, GraphProto.initializer = 5,
-// TensorProto.raw_data = 9.
-constexpr uint64_t kModelGraph = 7, kGraphInitializer = 5, kTensorRawData = 9;
+constexpr uint64_t kModelGraph = kModelGraphField, kGraphInitializer = kGraphInitializerField,
+                   kTensorRawData = kTensorRawDataField;
 enum Level { kModel, kGraph, kTensor };
 
 bool read_varint(const uint8_t*& p, const uint8_t* end, uint64_t* v) {
@@ -20,14 +19,6 @@ bool read_varint(const uint8_t*& p, const uint8_t* end, uint64_t* v) {
     }
   }
   return false;
-}
-
-void write_varint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
 }
 
 bool copy_message(const uint8_t* base, const uint8_t* p, const uint8_t* end, Level level, std::string& out,
@@ -80,6 +71,19 @@ bool copy_message(const uint8_t* base, const uint8_t* p, const uint8_t* end, Lev
 }
 
 }  // namespace
+
+void write_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+void write_length_prefix(std::string& out, uint64_t field, uint64_t length) {
+  write_varint(out, (field << 3) | 2);
+  write_varint(out, length);
+}
 
 bool strip_initializer_raw_data(const uint8_t* data, size_t size, std::string* out, std::vector<RawDataRef>* refs) {
   out->clear();

@@ -21,4 +21,11 @@ struct RawDataRef {
 // then reports the file as corrupt).
 bool strip_initializer_raw_data(const uint8_t* data, size_t size, std::string* out, std::vector<RawDataRef>* refs);
 
+// Field numbers in onnx.proto: ModelProto.graph, GraphProto.initializer, TensorProto.raw_data.
+inline constexpr uint64_t kModelGraphField = 7, kGraphInitializerField = 5, kTensorRawDataField = 9;
+
+// Appends a varint; appends the key and length of a length-delimited field (its payload follows).
+void write_varint(std::string& out, uint64_t v);
+void write_length_prefix(std::string& out, uint64_t field, uint64_t length);
+
 }  // namespace convoy

@@ -8,6 +8,7 @@
 #include <ostream>
 #include <string>
 
+#include "importer/onnx_wire.h"
 #include "onnx/onnx_pb.h"
 #include "runtime/error.h"
 
@@ -26,44 +27,24 @@ void put_tensor(const ConstTensor& c, const std::string& name, onnx::TensorProto
   t->set_raw_data(c.bytes);
 }
 
-// Protobuf wire format: a length-delimited field's tag, then lengths as varints.
-void put_varint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>(v | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
-
-void put_len_tag(std::string& out, uint32_t field) { put_varint(out, (uint64_t{field} << 3) | 2); }
-
-size_t varint_size(uint64_t v) {
-  size_t n = 1;
-  for (; v >= 0x80; v >>= 7) ++n;
-  return n;
-}
-
-// Writes one initializer as a ModelProto fragment: graph (field 7) { initializer (field 5) { the
-// tensor header, raw_data (field 9) } }. A parser merges repeated occurrences of a message field,
-// so the fragments appended after the model add their initializers to its graph; the weight
-// bytes go from the graph's constant to the file without a protobuf copy of them.
+// Writes one initializer as a ModelProto fragment: graph { initializer { the tensor header,
+// raw_data } } (importer/onnx_wire.h's fields). A parser merges repeated occurrences of a message
+// field, so the fragments appended after the model add their initializers to its graph; the
+// weight bytes go from the graph's constant to the file without a protobuf copy of them.
 void write_initializer(std::ostream& f, const ConstTensor& c, const std::string& name) {
   onnx::TensorProto t;
   put_tensor_header(c, name, &t);
-  std::string head;
-  t.SerializeToString(&head);
   const size_t n = c.bytes.size();
-  const size_t tensor_len = head.size() + 1 + varint_size(n) + n;
-  const size_t graph_len = 1 + varint_size(tensor_len) + tensor_len;
-  std::string pre;
-  put_len_tag(pre, 7);
-  put_varint(pre, graph_len);
-  put_len_tag(pre, 5);
-  put_varint(pre, tensor_len);
-  pre += head;
-  put_len_tag(pre, 9);
-  put_varint(pre, n);
-  f.write(pre.data(), static_cast<std::streamsize>(pre.size()));
+  std::string tensor;  // the tensor message up to its payload
+  t.SerializeToString(&tensor);
+  write_length_prefix(tensor, kTensorRawDataField, n);
+  std::string graph;  // the graph fragment up to the payload
+  write_length_prefix(graph, kGraphInitializerField, tensor.size() + n);
+  graph += tensor;
+  std::string model;
+  write_length_prefix(model, kModelGraphField, graph.size() + n);
+  model += graph;
+  f.write(model.data(), static_cast<std::streamsize>(model.size()));
   f.write(c.bytes.data(), static_cast<std::streamsize>(n));
 }
 
