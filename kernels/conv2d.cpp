@@ -27,6 +27,7 @@
 #include <functional>
 
 #include "kernels/conv2d.h"
+#include "kernels/int_math.h"
 #include "kernels/gemm.h"
 #include "kernels/spin_wait.h"
 
@@ -37,8 +38,6 @@ namespace convoy::kernels::conv_detail {
 inline constexpr size_t kMaxLanes = 64;           // bound on float lanes of any target
 inline constexpr size_t kColBudgetFloats = 1 << 17;  // im2col tile: Kg * P floats (512 KiB)
 
-inline size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
-inline size_t round_up(size_t a, size_t b) { return div_up(a, b) * b; }
 
 // One stage of work shared by the tasks of an outer Parallel::run, so that several stages run
 // in one run (a thread pool's wake-up cost 20-40 us here, as much as a small conv's gather):

@@ -23,6 +23,7 @@
 #include <cstring>
 
 #include "kernels/conv2d_grad.h"
+#include "kernels/int_math.h"
 #include "kernels/gemm.h"
 
 #ifndef CONVOY_KERNELS_CONV2D_GRAD_SHARED
@@ -30,8 +31,6 @@
 // Geometry shared by all targets (the scratch sizes are computed outside target code).
 namespace convoy::kernels::conv_grad_detail {
 
-inline size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
-inline size_t round_up(size_t a, size_t b) { return div_up(a, b) * b; }
 
 inline constexpr size_t kColBudgetFloats = 1 << 17;  // im2col tile: rows * P floats (512 KiB)
 inline constexpr size_t kDataRows = 144;             // target rows of a data-gradient GEMM (the GEMM's MC)

@@ -5,6 +5,7 @@
 
 #include "hwy/base.h"
 #include "kernels/conv_direct.h"
+#include "kernels/int_math.h"
 
 #ifndef CONVOY_KERNELS_CONV_DIRECT_SHARED
 #define CONVOY_KERNELS_CONV_DIRECT_SHARED
@@ -16,8 +17,6 @@ inline constexpr size_t kMaxLanes = HWY_ARCH_X86 ? 16 : 64;
 inline constexpr size_t kMaxRows = 16;   // output rows per task
 inline constexpr size_t kStreamFloats = size_t{2} << 20;  // outputs from 8 MiB on are streamed
 
-inline size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
-inline size_t round_up(size_t a, size_t b) { return div_up(a, b) * b; }
 
 // Floats per padded input row: the kernel reads up to the output width rounded up to whole
 // vectors, plus KW - 1 (rounded to 16 floats: rows start 64 B apart from an aligned scratch).
@@ -628,7 +627,7 @@ bool conv_direct_applicable(const Conv2dParams& p) {
 }
 
 size_t conv_direct_packed_weight_floats(const Conv2dParams& p) {
-  return direct_detail::round_up(p.M, direct_detail::kPanel) * p.C * p.KH * p.KW;
+  return round_up(p.M, direct_detail::kPanel) * p.C * p.KH * p.KW;
 }
 
 void pack_conv_direct_weights(const Conv2dParams& p, const float* w, float* packed) {

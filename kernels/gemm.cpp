@@ -29,6 +29,7 @@
 #include <cstring>
 
 #include "kernels/gemm.h"
+#include "kernels/int_math.h"
 
 #ifndef CONVOY_KERNELS_GEMM_SHARED
 #define CONVOY_KERNELS_GEMM_SHARED
@@ -46,8 +47,6 @@ inline constexpr size_t kMCPacked = 480;  // rows per A block of gemm_packed_ab 
 inline constexpr size_t kMCPrepacked = 1056;
 inline constexpr size_t kNC = 480;       // multiple of every NR on x86 (48, 16, 8, 2)
 
-inline size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
-inline size_t round_up(size_t a, size_t b) { return div_up(a, b) * b; }
 
 struct Blocking {
   size_t mc, nc, kc, nkb;
@@ -946,11 +945,11 @@ GemmPanelLayout gemm_panel_layout() {
 }
 
 size_t gemm_packed_a_floats(size_t M, size_t K) {
-  return gemm_detail::round_up(M, gemm_panel_layout().mr) * K;
+  return round_up(M, gemm_panel_layout().mr) * K;
 }
 
 size_t gemm_packed_b_floats(size_t N, size_t K) {
-  return gemm_detail::round_up(N, gemm_panel_layout().lanes) * K;
+  return round_up(N, gemm_panel_layout().lanes) * K;
 }
 
 void gemm_pack_a(const GemmParams& p, const float* a, float* a_packed) {

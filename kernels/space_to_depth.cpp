@@ -3,11 +3,11 @@
 
 #include <algorithm>
 
+#include "kernels/int_math.h"
+
 namespace convoy::kernels {
 
 namespace {
-
-size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 
 // Index of w' for output channel m, input channel c, phase (s, t), position (a, b).
 size_t s2d_index(const Conv2dParams& p, const Conv2dParams& q, size_t m, size_t c, size_t s, size_t t, size_t a,

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/int_math.h"
 #include "kernels/spin_wait.h"
 #include "kernels/winograd.h"
 
@@ -50,8 +51,6 @@ inline bool lean(const Conv2dParams& p) {
   return T <= kLeanTiles && T * p.C <= kLeanTileChannels && p.N * p.C * p.H * p.W < (size_t{1} << 31);
 }
 
-inline size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
-inline size_t round_up(size_t a, size_t b) { return div_up(a, b) * b; }
 
 // Work decomposition; does not depend on the thread count (scratch is per thread).
 struct Geom {
