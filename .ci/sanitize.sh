@@ -3,13 +3,14 @@
 #   1. build-sanitize/ (clang, ASan+UBSan, CONVOY_FUZZ=ON): the library once, then
 #      - the test subset below under ctest (any ASan/UBSan/LSan report fails it),
 #      - fuzz/fuzz_load for $CONVOY_FUZZ_SECONDS (default 60) from fuzz/corpus (any finding fails);
-#   2. build-tsan/ (gcc, TSan): test_concurrency.
+#   2. build-tsan/ (gcc, TSan): test_concurrency and test_thread_pool.
 # Subset under ASan+UBSan, chosen for the 25-minute CI budget on 2 cores (the library is built
 # twice here, ~4-5 min each):
 #   test_c_api           C API incl. every error path (LSan: no leaks on errors)
 #   test_hostile_models  hostile models of issue 6
 #   test_bad_input       the CLI on the malformed-model corpus (tests/gen/make_bad_models.py)
 #   test_concurrency     sessions on many threads
+#   test_thread_pool     the pool's hand-over between runs, polling and sleeping
 #   test_passes          graph passes on small graphs
 #   test_kernels         every kernel vs its naive reference on odd sizes (tails!)
 # Left out: test_models, test_conformance, test_demo_accuracy, test_cli, test_npy, test_install
@@ -25,7 +26,7 @@ fuzz_seconds=${CONVOY_FUZZ_SECONDS:-60}
 export CONVOY_TEST_DATA=${CONVOY_TEST_DATA:-$HOME/.cache/convoy-testdata}
 asan=${CONVOY_ASAN_DIR:-build-sanitize}
 tsan=${CONVOY_TSAN_DIR:-build-tsan}
-asan_tests=(test_c_api test_hostile_models test_bad_input test_concurrency test_passes test_kernels)
+asan_tests=(test_c_api test_hostile_models test_bad_input test_concurrency test_thread_pool test_passes test_kernels)
 # halt_on_error turns UBSan's recoverable reports into failures; leaks are checked at exit.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
@@ -59,15 +60,15 @@ if ((status != 0)); then
   exit "$status"
 fi
 
-# ---- 2. TSan (gcc) for the concurrency test ----
+# ---- 2. TSan (gcc) for the concurrency and thread pool tests ----
 stage "configure build-tsan (gcc, TSan)"
 cmake -S . -B "$tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCONVOY_PYTHON=OFF \
   -DCMAKE_C_FLAGS=-fsanitize=thread -DCMAKE_CXX_FLAGS=-fsanitize=thread \
   -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread -DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=thread \
   -DCONVOY_TEST_DATA="$CONVOY_TEST_DATA" >/dev/null
-stage "build test_concurrency (TSan)"
-cmake --build "$tsan" -j"$jobs" --target test_concurrency
-stage "ctest test_concurrency under TSan"
-ctest --test-dir "$tsan" --output-on-failure -R '^test_concurrency$'
+stage "build test_concurrency and test_thread_pool (TSan)"
+cmake --build "$tsan" -j"$jobs" --target test_concurrency test_thread_pool
+stage "ctest test_concurrency and test_thread_pool under TSan"
+ctest --test-dir "$tsan" --output-on-failure -R '^(test_concurrency|test_thread_pool)$'
 
 stage "all sanitizer stages passed"

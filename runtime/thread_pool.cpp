@@ -1,5 +1,10 @@
 #include "runtime/thread_pool.h"
 
+#include <algorithm>
+#include <chrono>
+
+#include "kernels/spin_wait.h"
+
 namespace convoy {
 
 size_t hardware_threads() {
@@ -14,34 +19,52 @@ ThreadPool::ThreadPool(size_t threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
 void ThreadPool::work(size_t thread) const {
+  const size_t n = n_tasks_, grain = grain_;
   for (;;) {
-    const size_t task = next_.fetch_add(1, std::memory_order_relaxed);
-    if (task >= n_tasks_) break;
-    (*job_)(task, thread);
+    const size_t first = next_.fetch_add(grain, std::memory_order_relaxed);
+    if (first >= n) break;
+    for (size_t task = first, end = std::min(n, first + grain); task < end; ++task) (*job_)(task, thread);
   }
+}
+
+bool ThreadPool::await_job(uint64_t seen) {
+  using Clock = std::chrono::steady_clock;
+  // Poll: a pause per check for the first microseconds, then yield the core between checks
+  // (with more threads than cores the caller may need this one), then sleep.
+  const auto start = Clock::now();
+  for (size_t polls = 0;; ++polls) {
+    if (generation_.load(std::memory_order_acquire) != seen) return true;
+    if (stop_.load(std::memory_order_relaxed)) return false;
+    if (polls < 256) {
+      hwy::Pause();
+      continue;
+    }
+    if (Clock::now() - start > std::chrono::microseconds(kSpinMicros)) break;
+    std::this_thread::yield();
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  // sleepers_ is raised before the generation is re-read (both seq_cst), and run() bumps the
+  // generation before it reads sleepers_: either run() sees this sleeper and notifies under the
+  // mutex, or this wait's predicate sees the new generation. No wake-up is lost.
+  sleepers_.fetch_add(1);
+  wake_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
+  sleepers_.fetch_sub(1);
+  return !stop_.load();
 }
 
 void ThreadPool::worker(size_t index) {
   uint64_t seen = 0;
-  for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-    }
+  while (await_job(seen)) {
+    seen = generation_.load(std::memory_order_acquire);
     work(index);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--active_ == 0) done_.notify_one();
-    }
+    pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
@@ -51,18 +74,21 @@ void ThreadPool::run(size_t n_tasks, const std::function<void(size_t, size_t)>& 
     for (size_t i = 0; i < n_tasks; ++i) fn(i, 0);
     return;
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    job_ = &fn;
-    n_tasks_ = n_tasks;
-    next_.store(0, std::memory_order_relaxed);
-    active_ = workers_.size();
-    ++generation_;
+  // Several tasks per claim only when there are plenty (>= 16 claims per thread remain).
+  const size_t threads = workers_.size() + 1;
+  job_ = &fn;
+  n_tasks_ = n_tasks;
+  grain_ = std::max<size_t>(1, n_tasks / (16 * threads));
+  next_.store(0, std::memory_order_relaxed);
+  pending_.store(workers_.size(), std::memory_order_relaxed);
+  generation_.fetch_add(1);  // seq_cst: publishes the job, ordered before the sleepers_ read
+  if (sleepers_.load() > 0) {
+    { std::lock_guard<std::mutex> lock(mu_); }
+    wake_.notify_all();
   }
-  wake_.notify_all();
   work(0);
-  std::unique_lock<std::mutex> lock(mu_);
-  done_.wait(lock, [&] { return active_ == 0; });
+  // Every worker acknowledges the generation before the job's state may be reused.
+  kernels::spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
   job_ = nullptr;
 }
 

@@ -3,13 +3,13 @@
 
 Each round runs `convoy bench --json` (a fresh process: load, plan, W warm-up, K timed runs)
 and then K timed runs of one long-lived ONNX Runtime session (tools/bench/ort_bench.js,
-npm onnxruntime-node from ~/.cache/convoy-ort: graph optimisation 'all', intra-op threads =
---threads, inter-op 1), so that load on the machine hits both sides alike. Medians are over
+npm onnxruntime-node from ~/.cache/convoy-ort, or with --ort python tools/bench/ort_bench.py and
+the Python package onnxruntime: graph optimisation 'all', intra-op threads = --threads, inter-op 1), so that load on the machine hits both sides alike. Medians are over
 all rounds' samples; peak RSS is each process's maximum; convoy's load is load + plan
 (median over rounds), ORT's is session creation.
 
   tools/bench/compare_ort.py --convoy build/convoy [--models alexnet,resnet18] [--batch 1]
-                             [--threads 1] [--rounds 5] [--iters 10] [--warmup 3]
+                             [--threads 1] [--rounds 5] [--iters 10] [--warmup 3] [--ort node|python]
 """
 import argparse
 import json
@@ -54,7 +54,9 @@ def compare(args, name, batch, threads):
         c_rss = max(c_rss, c["peak_rss_bytes"])
         if proc is None:  # the input shape convoy ran at, so both sides see the same tensor
             shape = json.dumps(c["inputs"][0]["shape"])
-            proc = subprocess.Popen(["node", os.path.join(HERE, "ort_bench.js"), model, str(threads), shape],
+            runner = ["node", os.path.join(HERE, "ort_bench.js")] if args.ort == "node" else \
+                [sys.executable, os.path.join(HERE, "ort_bench.py")]
+            proc = subprocess.Popen(runner + [model, str(threads), shape],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             first = proc.stdout.readline()
             if not first:
@@ -82,6 +84,9 @@ def main():
     p.add_argument("--iters", type=int, default=10, help="timed runs per side per round")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--json", action="store_true", help="print the rows as JSON too")
+    p.add_argument("--ort", choices=["node", "python"], default="node",
+                   help="ORT side: npm onnxruntime-node (default) or the Python package onnxruntime "
+                        "(tools/bench/ort_bench.py, run by this interpreter)")
     args = p.parse_args()
     for m in args.models.split(","):
         if m not in ALL_MODELS:

@@ -1,0 +1,77 @@
+// The persistent thread pool (runtime/thread_pool.h): every task runs exactly once for task
+// counts around the claiming grain and thread counts above the core count; back-to-back runs
+// hand over cleanly (the workers poll between runs); an idle pool sleeps (no CPU used).
+#include <doctest/doctest.h>
+
+#include <time.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "runtime/thread_pool.h"
+
+using convoy::ThreadPool;
+
+TEST_CASE("thread pool: every task exactly once, thread index in range") {
+  for (size_t threads : {1, 2, 3, 8}) {
+    ThreadPool pool(threads);
+    CHECK(pool.threads() == threads);
+    for (size_t n : {0, 1, 2, 3, 7, 17, 63, 64, 65, 255, 256, 257, 1000, 4099}) {
+      std::vector<std::atomic<int>> hits(n);
+      std::atomic<bool> bad_thread{false};
+      pool.run(n, [&](size_t task, size_t thread) {
+        hits[task].fetch_add(1);
+        if (thread >= threads) bad_thread = true;
+      });
+      size_t wrong = 0;
+      for (auto& h : hits) wrong += h.load() != 1;
+      INFO("threads " << threads << ", tasks " << n);
+      CHECK(wrong == 0);
+      CHECK(!bad_thread);
+    }
+  }
+}
+
+TEST_CASE("thread pool: many back-to-back runs, and runs after the workers fell asleep") {
+  ThreadPool pool(4);
+  std::vector<long> out(64);
+  long total = 0;
+  for (int run = 0; run < 3000; ++run) {
+    pool.run(out.size(), [&](size_t task, size_t) { out[task] = run + static_cast<long>(task); });
+    for (size_t i = 0; i < out.size(); ++i) total += out[i] - run - static_cast<long>(i);
+    if (run % 1000 == 999)  // longer than the polling window: the next run wakes sleeping workers
+      std::this_thread::sleep_for(std::chrono::microseconds(4 * ThreadPool::kSpinMicros));
+  }
+  CHECK(total == 0);
+}
+
+static double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+TEST_CASE("thread pool: an idle pool sleeps") {
+  ThreadPool pool(8);
+  std::atomic<size_t> sum{0};
+  pool.run(100, [&](size_t task, size_t) { sum += task; });
+  CHECK(sum == 4950);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // past the polling window
+  const double cpu0 = process_cpu_seconds();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const double used = process_cpu_seconds() - cpu0;
+  // 7 workers polling would use ~2.1 s of CPU here; sleeping ones use none.
+  CHECK(used < 0.03);
+}
+
+TEST_CASE("thread pool: destroyed while its workers poll or sleep") {
+  for (int i = 0; i < 50; ++i) {
+    ThreadPool pool(3);
+    std::atomic<int> n{0};
+    pool.run(10, [&](size_t, size_t) { ++n; });
+    CHECK(n == 10);
+    if (i % 2) std::this_thread::sleep_for(std::chrono::microseconds(2 * ThreadPool::kSpinMicros));
+  }
+}
