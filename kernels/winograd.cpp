@@ -52,7 +52,9 @@ inline bool lean(const Conv2dParams& p) {
 }
 
 
-// Work decomposition; does not depend on the thread count (scratch is per thread).
+// Work decomposition. Up to kMakespanMaxThreads threads it does not depend on the thread count;
+// more threads get smaller tile blocks / more output-channel chunks (geom's `threads`), which
+// changes no result: every output is the same sum whatever block or chunk computes it.
 struct Geom {
   size_t m = 4, r = 3;           // outputs per tile side, kernel side: F(m x m, r x r), m + r = 7
   size_t th = 0, tw = 0, T = 0;  // tile rows, tile columns, tiles of the whole batch
@@ -70,7 +72,7 @@ struct Geom {
   size_t n_flags = 0, sync_floats = 0;  // n_flags: lean, V blocks of kLeanC channels; staged, U panels
 };
 
-inline Geom geom(const Conv2dParams& p) {
+inline Geom geom(const Conv2dParams& p, size_t threads) {
   Geom g;
   g.r = p.KH;
   g.m = 7 - g.r;
@@ -109,6 +111,16 @@ inline Geom geom(const Conv2dParams& p) {
     // input transform) so that two or more workers have something to do.
     size_t n_mc = 1;
     if (g.n_tb < 4) n_mc = std::min(div_up(4, g.n_tb), std::max<size_t>(1, g.Mp / 64));
+    // Many threads (the blocking above was tuned on 2): at least two tasks per thread, from
+    // smaller tile blocks (down to kMinBlockTiles tiles), then output-channel chunks (down to 32
+    // channels). ResNet-50's 56x56 convs made 2 tasks, which left 14 of 16 threads idle.
+    if (threads > kMakespanMaxThreads && g.n_tb * n_mc < 2 * threads) {
+      const size_t want = 2 * threads;
+      g.n_tb = std::max(g.n_tb, std::min(div_up(want, n_mc), std::max<size_t>(1, g.T / kMinBlockTiles)));
+      g.TB = div_up(g.T, g.n_tb);
+      g.n_tb = div_up(g.T, g.TB);  // no empty block
+      if (g.n_tb * n_mc < want) n_mc = std::max(n_mc, std::min(div_up(want, g.n_tb), std::max<size_t>(1, g.Mp / 32)));
+    }
     g.Mc = round_up(div_up(g.Mp, n_mc), kPanel);
     g.n_mc = div_up(g.Mp, g.Mc);
   }
@@ -817,9 +829,9 @@ void staged(const Conv2dParams& p, const Geom& g, const float* in, const float* 
 
 void winograd_impl(const Conv2dParams& p, const float* in, const float* R, float* out, float* scratch,
                    const Parallel* par) {
-  const Geom g = geom(p);
   // One task per thread; each claims the items of both phases (see RunSync).
   const size_t workers = std::max<size_t>(1, par->threads());
+  const Geom g = geom(p, workers);
   const RunSync sync(scratch + g.shared + workers * g.per_thread, g);
   sync.reset();
   if (lean(p)) {
@@ -839,11 +851,15 @@ void winograd_impl(const Conv2dParams& p, const float* in, const float* R, float
       // At 2+ threads the chunks after the first are half as wide, so that the tasks end closer
       // together (AlexNet's three 13x13 convs at 2 threads: 2.12-2.16 -> 1.91-1.97 ms; ResNet-18
       // 0-2% faster, ResNet-50 within noise); at 1 thread the narrower strips would cost ~7%.
-      const size_t narrow = workers > 1 ? std::max(kPanel, round_up(g.Mc / 2, kPanel)) : g.Mc;
-      const size_t n_chunks = 1 + div_up(g.Mp - std::min(g.Mp, g.Mc), narrow);
+      // More than kMakespanMaxThreads threads: every chunk narrow enough for two per thread.
+      const size_t narrow = workers > kMakespanMaxThreads ? std::min(g.Mc, std::max(kPanel, round_up(div_up(g.Mp, 2 * workers), kPanel)))
+                            : workers > 1                 ? std::max(kPanel, round_up(g.Mc / 2, kPanel))
+                                                          : g.Mc;
+      const size_t first = workers > kMakespanMaxThreads ? narrow : g.Mc;
+      const size_t n_chunks = 1 + div_up(g.Mp - std::min(g.Mp, first), narrow);
       for (size_t mc; (mc = sync.claim(1)) < n_chunks;) {
-        const size_t m0 = mc == 0 ? 0 : g.Mc + (mc - 1) * narrow;
-        const size_t mlen = std::min(mc == 0 ? g.Mc : narrow, g.Mp - m0);
+        const size_t m0 = mc == 0 ? 0 : first + (mc - 1) * narrow;
+        const size_t mlen = std::min(mc == 0 ? first : narrow, g.Mp - m0);
         // All of V first: waiting per block inside the GEMMs cost 1-3% at 1 thread, and by the
         // time a thread gets here the other one is finishing its last block, if any.
         for (size_t cc = 0; cc < g.n_cc; ++cc) sync.wait(cc);
@@ -914,7 +930,7 @@ void unpack_winograd_weights(const Conv2dParams& p, const float* packed, float* 
 }
 
 size_t winograd_scratch_floats(const Conv2dParams& p, size_t threads) {
-  const wino_detail::Geom g = wino_detail::geom(p);
+  const wino_detail::Geom g = wino_detail::geom(p, std::max<size_t>(threads, 1));
   return g.shared + std::max<size_t>(threads, 1) * g.per_thread + g.sync_floats;
 }
 

@@ -1,6 +1,6 @@
 // Winograd F(4x4, 3x3), F(3x3, 4x4) and F(2x2, 5x5) against the naive double reference
 // (tests/reference/conv2d_ref.h): odd map sizes, pads, channel counts around the 16-channel
-// panels, batches, every epilogue, every compiled target, 1 vs 3 threads bit-identical; plus the
+// panels, batches, every epilogue, every compiled target, 1 vs 3 and 16 threads bit-identical; plus the
 // documented error bounds. Batches of
 // few tiles take the lean path (fused passes below 12 tiles, a transformed block in scratch from
 // 12 to 64), the others the staged one (all the weights transformed into scratch at the start of
@@ -81,7 +81,8 @@ class LateParallel final : public kernels::Parallel {
   }
 };
 
-// Runs the case with 1 and 3 threads (and 3 late ones); returns max |got - want| / (sqrt(k k C) eps)
+// Runs the case with 1, 3 (and 3 late ones) and 16 threads (more than kMakespanMaxThreads: smaller
+// tile blocks and channel chunks); returns max |got - want| / (sqrt(k k C) eps)
 // over the outputs.
 double run_case(const Case& cs, std::mt19937& rng) {
   INFO(describe(cs));
@@ -101,9 +102,9 @@ double run_case(const Case& cs, std::mt19937& rng) {
     kernels::unpack_winograd_weights(p, packed.data(), back.data());
     CHECK(std::memcmp(back.data(), w.data(), w.size() * sizeof(float)) == 0);
   }
-  std::vector<float> got[3];
-  const size_t threads[3] = {1, 3, 3};
-  for (int t = 0; t < 3; ++t) {
+  std::vector<float> got[4];
+  const size_t threads[4] = {1, 3, 3, 16};
+  for (int t = 0; t < 4; ++t) {
     got[t].assign(out_size, std::numeric_limits<float>::quiet_NaN());
     // 1 thread: 64 B-aligned scratch (as the arena's: the staged path streams U into it); 3
     // threads: misaligned by a float (plain stores). Both must give the same bits.
@@ -111,10 +112,10 @@ double run_case(const Case& cs, std::mt19937& rng) {
     float* scratch = buf.data() + (16 - reinterpret_cast<uintptr_t>(buf.data()) / sizeof(float) % 16) % 16 + (t & 1);
     if (t == 0) {
       kernels::winograd_conv(p, in.data(), packed.data(), got[t].data(), scratch, kernels::SerialParallel());
-    } else if (t == 1) {
-      kernels::winograd_conv(p, in.data(), packed.data(), got[t].data(), scratch, kernel_test::ThreadParallel(3));
-    } else {
+    } else if (t == 2) {
       kernels::winograd_conv(p, in.data(), packed.data(), got[t].data(), scratch, LateParallel());
+    } else {
+      kernels::winograd_conv(p, in.data(), packed.data(), got[t].data(), scratch, kernel_test::ThreadParallel(threads[t]));
     }
   }
   const double eps = std::numeric_limits<float>::epsilon();
@@ -132,6 +133,7 @@ double run_case(const Case& cs, std::mt19937& rng) {
   }
   CHECK(std::memcmp(got[0].data(), got[1].data(), out_size * sizeof(float)) == 0);
   CHECK(std::memcmp(got[0].data(), got[2].data(), out_size * sizeof(float)) == 0);
+  CHECK(std::memcmp(got[0].data(), got[3].data(), out_size * sizeof(float)) == 0);
   return worst;
 }
 
@@ -191,7 +193,7 @@ const Case kCases5[] = {
 
 }  // namespace
 
-TEST_CASE("winograd: F(4x4,3x3) against the naive reference, every target, 1 vs 3 threads") {
+TEST_CASE("winograd: F(4x4,3x3) against the naive reference, every target, 1 vs 3 and 16 threads") {
   std::mt19937 rng(kernel_test::test_seed("winograd"));
   double worst[2] = {0, 0};  // by kernels::WinogradPath: lean, staged
   size_t count[2] = {0, 0};
@@ -207,7 +209,7 @@ TEST_CASE("winograd: F(4x4,3x3) against the naive reference, every target, 1 vs 
   MESSAGE("winograd: max error ", worst[0], " (lean) / ", worst[1], " (staged) x sqrt(9C) eps (bound ", kErrC, ")");
 }
 
-TEST_CASE("winograd: F(3x3,4x4) and F(2x2,5x5) against the naive reference, every target, 1 vs 3 threads") {
+TEST_CASE("winograd: F(3x3,4x4) and F(2x2,5x5) against the naive reference, every target, 1 vs 3 and 16 threads") {
   for (const size_t k : {4, 5}) {
     CAPTURE(k);
     std::mt19937 rng(kernel_test::test_seed(k == 4 ? "winograd 4x4" : "winograd 5x5"));
