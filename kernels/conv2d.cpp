@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <numeric>
 
 #include "kernels/conv2d.h"
 #include "kernels/int_math.h"
@@ -46,16 +47,21 @@ inline constexpr size_t kColBudgetFloats = 1 << 17;  // im2col tile: Kg * P floa
 // outer tasks, so the wait ends whatever the order or concurrency of the outer tasks (one
 // thread: the first outer task runs the whole stage). `thread` is the outer task's.
 struct StageCounters {
-  std::atomic<size_t> claimed{0}, done{0};
+  alignas(64) std::atomic<size_t> claimed{0};
+  alignas(64) std::atomic<size_t> done{0};
 };
 class JoinedStage final : public Parallel {
  public:
   JoinedStage(StageCounters& c, size_t threads, size_t thread) : c_(c), threads_(threads), thread_(thread) {}
   size_t threads() const override { return threads_; }
   void run(size_t n_tasks, const std::function<void(size_t, size_t)>& fn) const override {
-    for (size_t t = c_.claimed.fetch_add(1); t < n_tasks; t = c_.claimed.fetch_add(1)) {
-      fn(t, thread_);
-      c_.done.fetch_add(1, std::memory_order_release);
+    // Several items per claim when there are many (a gather of 1024 one-channel items on 16
+    // threads otherwise serialises on the two counters' cache lines).
+    const size_t grain = std::max<size_t>(1, n_tasks / (8 * threads_));
+    for (size_t t = c_.claimed.fetch_add(grain); t < n_tasks; t = c_.claimed.fetch_add(grain)) {
+      const size_t end = std::min(n_tasks, t + grain);
+      for (size_t i = t; i < end; ++i) fn(i, thread_);
+      c_.done.fetch_add(end - t, std::memory_order_release);
     }
     // The stage's other tasks are being run by the other outer tasks.
     spin_until([&] { return c_.done.load(std::memory_order_acquire) >= n_tasks; });
@@ -652,9 +658,27 @@ void conv_im2col_shared(const Conv2dParams& p, const float* in, const float* w, 
   // Row parts first (the weights split), whole mr panels, two per thread so that a thread slowed
   // by other load hands work over (ResNet's 14x14 layers on 2 threads: 2-5% faster than one per
   // thread); column chunks of whole nr panels when there are fewer row panels than threads.
-  const size_t parts = std::min(2 * threads, div_up(Mg, lay.mr)), rows = round_up(div_up(Mg, parts), lay.mr);
-  const size_t m_parts = div_up(Mg, rows), panels = div_up(ohw, lay.nr);
-  const size_t chunks = std::min(panels, div_up(threads, m_parts));
+  size_t parts = std::min(2 * threads, div_up(Mg, lay.mr));
+  const size_t panels = div_up(ohw, lay.nr);
+  size_t chunks = std::min(panels, div_up(threads, div_up(Mg, round_up(div_up(Mg, parts), lay.mr))));
+  if (threads > kMakespanMaxThreads) {
+    // Many threads: two tasks per thread from the grid that moves the fewest bytes, each row
+    // part reading all of its column chunks' col (K x ohw) and each chunk all of its rows'
+    // weights (Mg x K): 16 threads on ResNet-50's 28x28 3x3/2 conv took 16 parts of 8 rows, so
+    // every task streamed the whole 3.6 MB col matrix.
+    size_t best = SIZE_MAX;
+    for (size_t pa = 1; pa <= std::min(2 * threads, div_up(Mg, lay.mr)); ++pa) {
+      const size_t ch = std::min(panels, div_up(2 * threads, pa));
+      const size_t tasks = pa * ch, short_by = tasks < 2 * threads ? 2 * threads - tasks : 0;
+      const size_t bytes = pa * ohw + ch * Mg + short_by * (ohw + Mg);  // in K-rows of floats
+      if (bytes < best) {
+        best = bytes;
+        parts = pa;
+        chunks = ch;
+      }
+    }
+  }
+  const size_t rows = round_up(div_up(Mg, parts), lay.mr), m_parts = div_up(Mg, rows);
   for (size_t n = 0; n < p.N; ++n) {
     for (size_t g = 0; g < p.group; ++g) {
       const float* in_n = in + n * p.C * p.H * p.W;
@@ -702,6 +726,15 @@ void conv_transposed(const Conv2dParams& p, const float* in, const float* w, flo
   // Up to 4 tasks per thread, their panel counts differing by at most one (43 panels on 2
   // threads: 8 tasks of 5-6 panels, not 7 of 6 and 1 of 1).
   const size_t n_chunks = std::min(panels, 4 * threads);
+  // More threads than that makes tasks (ResNet-50's M = 512 is 11 panels of 48 on AVX-512, for
+  // 16 threads): the pixels (rows of out^T) split too, at multiples of mr and of the vector
+  // length (whole panels of col^T, whole vectors of the transposition below).
+  size_t px_step = ohw;
+  if (threads > kMakespanMaxThreads && n_chunks < 2 * threads) {
+    const size_t unit = std::lcm(lay.mr, L), units = div_up(ohw, unit);
+    px_step = div_up(units, std::min(units, div_up(2 * threads, n_chunks))) * unit;
+  }
+  const size_t px_parts = div_up(ohw, px_step);
   using TI = hn::RebindToSigned<DF>;
   const TI di;
   const auto gather_idx = hn::Mul(hn::Iota(di, 0), hn::Set(di, static_cast<int32_t>(tg.ldc)));
@@ -735,24 +768,25 @@ void conv_transposed(const Conv2dParams& p, const float* in, const float* w, flo
     // One run per image: each task takes part in the gather and in the packing of col^T
     // (JoinedStages), then computes its panels.
     StageCounters gathered, packed;
-    par.run(n_chunks, [&](size_t task, size_t thread) {
+    par.run(n_chunks * px_parts, [&](size_t task, size_t thread) {
       if (!pointwise) JoinedStage(gathered, threads, thread).run(p.C, gather);
       // gemm_pack_a makes a single run() over its K blocks (a second one on the same counters
       // would find them used up; the transposed cases of test_conv2d would fail).
       gemm_pack_a(ap, colm, a_packed, JoinedStage(packed, threads, thread));
-      const size_t j0 = task * panels / n_chunks * lay.nr, j1 = std::min(p.M, (task + 1) * panels / n_chunks * lay.nr);
+      const size_t chunk = task / px_parts, r0 = task % px_parts * px_step, r1 = std::min(ohw, r0 + px_step);
+      const size_t j0 = chunk * panels / n_chunks * lay.nr, j1 = std::min(p.M, (chunk + 1) * panels / n_chunks * lay.nr);
       GemmParams gp = ap;
       gp.N = j1 - j0;
       gp.ldc = tg.ldc;
       gp.ep = Epilogue{};
       gp.ep.bias_per_row = false;
       gp.ep.bias = p.ep.bias ? p.ep.bias + j0 : nullptr;
-      gemm_packed_ab(gp, a_packed, w + j0 * K, ct + j0, 0, ohw);
+      gemm_packed_ab(gp, a_packed, w + j0 * K, ct + j0, r0, r1);
       float* st = stage + thread * tg.stage;
       for (size_t m = j0; m < j1; ++m) {
         float* orow = out + out_n + m * ohw;
         const float* rrow = p.ep.residual ? p.ep.residual + out_n + m * ohw : nullptr;
-        for (size_t x = 0; x < ohw; x += L) {
+        for (size_t x = r0; x < r1; x += L) {
           // Rows x..x+L-1 of out^T; those past ohw are slack rows of the scratch (not stored).
           VF v = hn::GatherIndex(d, ct + x * tg.ldc + m, gather_idx);
           if (x + L <= ohw) {

@@ -81,7 +81,8 @@ inline size_t grid_makespan(const GemmParams& p, size_t threads, size_t mc, size
 // N (ResNet's 14x14 = 196 columns = 4 panels + 4) splits the rows evenly, 56x56 = 3136 columns
 // split into 14 blocks of 224 instead of 7 of 480 (7 tasks on 2 threads). Row blocks stay
 // multiples of the target's mr (the pre-packed A's panels), column blocks whole nr panels. More
-// threads halve the blocks until there are 2 tasks per thread (the search grows as T^3).
+// threads: the grid of at least 2 tasks per thread that moves the fewest bytes (the makespan
+// search grows as T^3).
 inline Blocking plan_blocking(const GemmParams& p, size_t threads, bool a_prepacked = false, size_t mr = 8,
                               size_t nr = 48, size_t lanes = 16) {
   Blocking b{};
@@ -92,13 +93,26 @@ inline Blocking plan_blocking(const GemmParams& p, size_t threads, bool a_prepac
   auto tasks = [&](size_t mc, size_t nc) { return p.batch * div_up(m, mc) * div_up(n, nc); };
   if (threads <= 1) return b;
   if (threads > kGridSearchMaxThreads) {
-    while (tasks(b.mc, b.nc) < 2 * threads) {
-      if (b.nc > 96) {
-        b.nc = round_up(b.nc / 2, 48);
-      } else if (b.mc > 24) {
-        b.mc = round_up(b.mc / 2, 24);
-      } else {
-        break;
+    // Many threads: at least two tasks per thread, from the grid that moves the fewest bytes:
+    // every row block packs the B columns of its tasks (read + write), every column block reads
+    // (pre-packed) or packs A's rows. Halving the column blocks and then the row blocks instead
+    // gave ResNet-50's 14x14 1x1 convs (N = 196) 11 row blocks of 24, so B was packed 11 times.
+    if (tasks(b.mc, b.nc) >= 2 * threads) return b;
+    const size_t mc0 = b.mc, nc0 = b.nc, a_cost = a_prepacked ? 1 : 2;
+    size_t best = SIZE_MAX, best_tasks = 0;
+    for (size_t ms = 1; ms <= 2 * threads; ++ms) {
+      const size_t mc = std::min(mc0, round_up(div_up(m, ms), mr)), mb = div_up(m, mc);
+      for (size_t ns = 1; ns <= 2 * threads; ++ns) {
+        const size_t nc = std::min(nc0, round_up(div_up(n, ns), nr)), nb = div_up(n, nc);
+        const size_t t = tasks(mc, nc);
+        const size_t bytes = mb * n * 2 + nb * m * a_cost;  // in K-columns of floats, per batch entry
+        const bool enough = t >= 2 * threads, best_enough = best_tasks >= 2 * threads;
+        if ((enough && !best_enough) || (enough == best_enough && (enough ? bytes < best : t > best_tasks))) {
+          best = bytes;
+          best_tasks = t;
+          b.mc = mc;
+          b.nc = nc;
+        }
       }
     }
     return b;

@@ -74,11 +74,13 @@ void ThreadPool::run(size_t n_tasks, const std::function<void(size_t, size_t)>& 
     for (size_t i = 0; i < n_tasks; ++i) fn(i, 0);
     return;
   }
-  // Several tasks per claim only when there are plenty (>= 16 claims per thread remain).
+  // Several tasks per claim only when there are plenty (>= 64 per thread; 16 claims per thread
+  // remain): below that, tasks are handed out one at a time in order, which the GEMM's B
+  // prefetch relies on (a thread's next task is likely `threads` further on).
   const size_t threads = workers_.size() + 1;
   job_ = &fn;
   n_tasks_ = n_tasks;
-  grain_ = std::max<size_t>(1, n_tasks / (16 * threads));
+  grain_ = n_tasks >= 64 * threads ? n_tasks / (16 * threads) : 1;
   next_.store(0, std::memory_order_relaxed);
   pending_.store(workers_.size(), std::memory_order_relaxed);
   generation_.fetch_add(1);  // seq_cst: publishes the job, ordered before the sleepers_ read

@@ -36,11 +36,12 @@ void run_case(const Case& cs, std::mt19937& rng) {
 
   std::vector<float> packed(kernels::conv2d_packed_weight_floats(p));
   kernels::pack_conv2d_weights(p, w.data(), packed.data());
-  // 1, 2 and 3 threads: the im2col path's per-tile split (plan_tiles) and its shared col matrix
-  // (few tiles for the threads) both run with several threads.
-  std::vector<float> got[3];
-  const size_t threads[3] = {1, 2, 3};
-  for (int t = 0; t < 3; ++t) {
+  // 1, 2, 3 and 16 threads: the im2col path's per-tile split (plan_tiles) and its shared col
+  // matrix (few tiles for the threads) both run with several threads; past 4 threads the
+  // transposed path splits the pixels too.
+  std::vector<float> got[4];
+  const size_t threads[4] = {1, 2, 3, 16};
+  for (int t = 0; t < 4; ++t) {
     got[t].assign(out_size, std::numeric_limits<float>::quiet_NaN());
     std::vector<float> scratch(std::max<size_t>(kernels::conv2d_scratch_floats(p, threads[t]), 1));
     if (t == 0) {
@@ -61,6 +62,7 @@ void run_case(const Case& cs, std::mt19937& rng) {
   }
   CHECK(std::memcmp(got[0].data(), got[1].data(), out_size * sizeof(float)) == 0);
   CHECK(std::memcmp(got[0].data(), got[2].data(), out_size * sizeof(float)) == 0);
+  CHECK(std::memcmp(got[0].data(), got[3].data(), out_size * sizeof(float)) == 0);
 }
 
 // N, C, H, W, M, KH, KW, group, sh, sw, pt, pl, pb, pr, dh, dw, bias, residual, act
@@ -102,6 +104,7 @@ const Case kCases[] = {
     {1, 60, 6, 6, 131, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, false, true, Activation::kClip},
     {3, 530, 5, 11, 67, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, true, false, Activation::kLeakyRelu},
     {1, 256, 7, 7, 512, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, true, true, Activation::kRelu},  // K < 512: usual path
+    {1, 256, 14, 14, 512, 3, 3, 1, 2, 2, 1, 1, 1, 1, 1, 1, true, false, Activation::kRelu},  // ResNet-50 layer4.0.conv2
     // Wide rows: the vector de-interleave of strides 2 and 4 on every target (AVX-512 too).
     {1, 2, 9, 80, 3, 3, 3, 1, 2, 2, 1, 1, 1, 1, 1, 1, true, false, Activation::kNone},
     {1, 2, 7, 150, 3, 5, 5, 1, 4, 4, 2, 2, 2, 2, 1, 1, false, true, Activation::kNone},

@@ -39,8 +39,8 @@ std::string describe(const Case& c) {
          " prepacked=" + std::to_string(c.prepacked);
 }
 
-// Runs one case on the current target with 1 and 3 threads; checks the reference and that
-// both thread counts give the same bits.
+// Runs one case on the current target with 1, 3 and 16 threads (more than the makespan search's
+// 4: the byte-model grid); checks the reference and that every thread count gives the same bits.
 void run_case(const Case& cs, std::mt19937& rng) {
   INFO(describe(cs));
   GemmParams p;
@@ -103,9 +103,9 @@ void run_case(const Case& cs, std::mt19937& rng) {
     for (size_t bi = 0; bi < cs.batch; ++bi)
       kernels::gemm_pack_a(p, a.data() + bi * a_span, a_packed.data() + bi * a_packed_floats);
   }
-  std::vector<float> got[2];
-  const size_t threads[2] = {1, 3};
-  for (int t = 0; t < 2; ++t) {
+  std::vector<float> got[3];
+  const size_t threads[3] = {1, 3, 16};
+  for (int t = 0; t < 3; ++t) {
     got[t] = c0;
     GemmParams q = p;
     if (cs.residual_in_c) q.ep.residual = got[t].data();
@@ -115,7 +115,8 @@ void run_case(const Case& cs, std::mt19937& rng) {
       if (t == 0) {
         kernels::gemm_prepacked_a(q, a_packed.data(), b.data(), got[t].data(), scratch.data(), kernels::SerialParallel());
       } else {
-        kernels::gemm_prepacked_a(q, a_packed.data(), b.data(), got[t].data(), scratch.data(), kernel_test::ThreadParallel(3));
+        kernels::gemm_prepacked_a(q, a_packed.data(), b.data(), got[t].data(), scratch.data(),
+                                  kernel_test::ThreadParallel(threads[t]));
       }
       continue;
     }
@@ -123,7 +124,7 @@ void run_case(const Case& cs, std::mt19937& rng) {
     if (t == 0) {
       kernels::gemm(q, a.data(), b.data(), got[t].data(), scratch.data(), kernels::SerialParallel());
     } else {
-      kernels::gemm(q, a.data(), b.data(), got[t].data(), scratch.data(), kernel_test::ThreadParallel(3));
+      kernels::gemm(q, a.data(), b.data(), got[t].data(), scratch.data(), kernel_test::ThreadParallel(threads[t]));
     }
   }
   const double eps = std::numeric_limits<float>::epsilon();
@@ -151,11 +152,12 @@ void run_case(const Case& cs, std::mt19937& rng) {
         }
       }
   CHECK(std::memcmp(got[0].data(), got[1].data(), c_size * sizeof(float)) == 0);
+  CHECK(std::memcmp(got[0].data(), got[2].data(), c_size * sizeof(float)) == 0);
 }
 
 }  // namespace
 
-TEST_CASE("gemm: odd sizes, transposes, every target, 1 and 3 threads") {
+TEST_CASE("gemm: odd sizes, transposes, every target, 1, 3 and 16 threads") {
   std::mt19937 rng(kernel_test::test_seed("gemm sizes"));
   const size_t sizes[] = {1, 2, 7, 15, 16, 17, 13, 49, 127};
   kernel_test::for_each_target([&](const char*) {
@@ -300,7 +302,7 @@ TEST_CASE("gemm: few rows with B transposed (fully connected at small batch)") {
   });
 }
 
-TEST_CASE("gemm: pre-packed A (conv weights), sizes around the tiles, batch, 1 and 3 threads") {
+TEST_CASE("gemm: pre-packed A (conv weights), sizes around the tiles, batch, 1, 3 and 16 threads") {
   std::mt19937 rng(kernel_test::test_seed("gemm prepacked"));
   kernel_test::for_each_target([&](const char* name) {
     const bool slow = std::string(name) == "SCALAR";
@@ -345,7 +347,7 @@ TEST_CASE("gemm: pre-packed A (conv weights), sizes around the tiles, batch, 1 a
 // columns run row panels outer and fetch the next B block (the task's next K block, or the next
 // task's first) while they compute; all M in one row block up to 1056 rows, two past it. Odd
 // row lengths (b_rs = N + 2) start B rows off cache lines; the last column block is partial.
-TEST_CASE("gemm: pre-packed A, wide column blocks (rows outer, B prefetched), batch, 1 and 3 threads") {
+TEST_CASE("gemm: pre-packed A, wide column blocks (rows outer, B prefetched), batch, 1, 3 and 16 threads") {
   std::mt19937 rng(kernel_test::test_seed("gemm prepacked wide"));
   kernel_test::for_each_target([&](const char* name) {
     const bool slow = std::string(name) == "SCALAR";
@@ -377,7 +379,7 @@ TEST_CASE("gemm: pre-packed A, wide column blocks (rows outer, B prefetched), ba
 // Every height of a last, partial row panel (the micro-kernel computes 1, 2, 4 or all rows of
 // it): M = 1 .. 2 panels + 1, whole and partial column tiles, one and two K blocks, the
 // epilogue merged from registers and through the tile buffer.
-TEST_CASE("gemm: every partial row panel height, 1 and 3 threads") {
+TEST_CASE("gemm: every partial row panel height, 1, 3 and 16 threads") {
   std::mt19937 rng(kernel_test::test_seed("gemm row edges"));
   kernel_test::for_each_target([&](const char*) {
     const size_t mr = kernels::gemm_panel_layout().mr;
