@@ -852,10 +852,12 @@ void winograd_impl(const Conv2dParams& p, const float* in, const float* R, float
       // together (AlexNet's three 13x13 convs at 2 threads: 2.12-2.16 -> 1.91-1.97 ms; ResNet-18
       // 0-2% faster, ResNet-50 within noise); at 1 thread the narrower strips would cost ~7%.
       // More than kMakespanMaxThreads threads: every chunk narrow enough for two per thread.
-      const size_t narrow = workers > kMakespanMaxThreads ? std::min(g.Mc, std::max(kPanel, round_up(div_up(g.Mp, 2 * workers), kPanel)))
-                            : workers > 1                 ? std::max(kPanel, round_up(g.Mc / 2, kPanel))
-                                                          : g.Mc;
-      const size_t first = workers > kMakespanMaxThreads ? narrow : g.Mc;
+      size_t first = g.Mc, narrow = g.Mc;
+      if (workers > kMakespanMaxThreads) {
+        first = narrow = std::min(g.Mc, std::max(kPanel, round_up(div_up(g.Mp, 2 * workers), kPanel)));
+      } else if (workers > 1) {
+        narrow = std::max(kPanel, round_up(g.Mc / 2, kPanel));
+      }
       const size_t n_chunks = 1 + div_up(g.Mp - std::min(g.Mp, first), narrow);
       for (size_t mc; (mc = sync.claim(1)) < n_chunks;) {
         const size_t m0 = mc == 0 ? 0 : first + (mc - 1) * narrow;
