@@ -1,9 +1,8 @@
 // The shape of a conv kernel test case, shared by the conv tests' case tables: ONNX Conv terms in
 // the tables' column order, its Conv2dParams (output size by ONNX's floor rule) and a one-line
-// description for INFO(). A test whose cases also carry an epilogue derives its Case from it:
-//   struct Case : ConvShape { bool bias, residual; Activation act; };
-// and writes the rows flat (brace elision): {N, C, H, W, M, KH, KW, group, sh, sw, pt, pl, pb, pr,
-// dh, dw, bias, residual, act}.
+// description for INFO(). Cases that also carry an epilogue are ConvEpilogueCase, written flat
+// (brace elision): {N, C, H, W, M, KH, KW, group, sh, sw, pt, pl, pb, pr, dh, dw, bias, residual,
+// act}.
 #pragma once
 
 #include <cstddef>
@@ -52,5 +51,12 @@ inline std::string describe(const ConvShape& s, bool bias, bool residual, kernel
   return describe(s) + " bias=" + std::to_string(bias) + " res=" + std::to_string(residual) +
          " act=" + std::to_string(static_cast<int>(act));
 }
+
+struct ConvEpilogueCase : ConvShape {
+  bool bias, residual;
+  kernels::Activation act;
+};
+
+inline std::string describe(const ConvEpilogueCase& c) { return describe(c, c.bias, c.residual, c.act); }
 
 }  // namespace convoy::kernel_test

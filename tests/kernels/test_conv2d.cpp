@@ -19,13 +19,10 @@ using kernels::Conv2dParams;
 
 namespace {
 
-struct Case : kernel_test::ConvShape {
-  bool bias, residual;
-  Activation act;
-};
+using Case = kernel_test::ConvEpilogueCase;
 
 void run_case(const Case& cs, std::mt19937& rng) {
-  INFO(kernel_test::describe(cs, cs.bias, cs.residual, cs.act));
+  INFO(kernel_test::describe(cs));
   Conv2dParams p = kernel_test::conv_params(cs);
   const size_t out_size = p.N * p.M * p.OH * p.OW;
   const kernel_test::ConvOperands ops = kernel_test::conv_operands(rng, p, cs.bias, cs.residual, cs.act);

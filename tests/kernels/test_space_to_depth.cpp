@@ -28,12 +28,8 @@ using kernels::Conv2dParams;
 
 namespace {
 
-struct Case : kernel_test::ConvShape {
-  bool bias, residual;
-  Activation act;
-};
-
-std::string describe(const Case& c) { return kernel_test::describe(c, c.bias, c.residual, c.act); }
+using Case = kernel_test::ConvEpilogueCase;
+using kernel_test::describe;
 
 // N, C, H, W, M, KH, KW, group, sh, sw, pt, pl, pb, pr, dh, dw, bias, residual, act
 const Case kCases[] = {
