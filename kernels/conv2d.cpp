@@ -57,12 +57,10 @@ class JoinedStage final : public Parallel {
   void run(size_t n_tasks, const std::function<void(size_t, size_t)>& fn) const override {
     // Several items per claim when there are many (a gather of 1024 one-channel items on 16
     // threads otherwise serialises on the two counters' cache lines).
-    const size_t grain = std::max<size_t>(1, n_tasks / (8 * threads_));
-    for (size_t t = c_.claimed.fetch_add(grain); t < n_tasks; t = c_.claimed.fetch_add(grain)) {
-      const size_t end = std::min(n_tasks, t + grain);
-      for (size_t i = t; i < end; ++i) fn(i, thread_);
-      c_.done.fetch_add(end - t, std::memory_order_release);
-    }
+    claim_ranges(c_.claimed, n_tasks, std::max<size_t>(1, n_tasks / (8 * threads_)), [&](size_t begin, size_t end) {
+      for (size_t i = begin; i < end; ++i) fn(i, thread_);
+      c_.done.fetch_add(end - begin, std::memory_order_release);
+    });
     // The stage's other tasks are being run by the other outer tasks.
     spin_until([&] { return c_.done.load(std::memory_order_acquire) >= n_tasks; });
   }

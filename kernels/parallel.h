@@ -5,6 +5,7 @@
 // Results must not depend on the number of threads (no split reductions).
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <functional>
 
@@ -25,6 +26,15 @@ class SerialParallel final : public Parallel {
     for (size_t i = 0; i < n_tasks; ++i) fn(i, 0);
   }
 };
+
+// Claims tasks from a shared counter `grain` at a time (several per atomic when there are many
+// tiny ones, which would otherwise serialise on the counter's cache line) until none of
+// [0, n_tasks) is left; fn(begin, end) runs each claimed range.
+template <class Fn>
+void claim_ranges(std::atomic<size_t>& next, size_t n_tasks, size_t grain, Fn fn) {
+  for (size_t begin; (begin = next.fetch_add(grain, std::memory_order_relaxed)) < n_tasks;)
+    fn(begin, std::min(n_tasks, begin + grain));
+}
 
 // Work planning for few threads: the longest thread of a greedy run of tasks [0, n_tasks) in
 // index order, each taken by the thread with the least work so far (what a pool's shared task

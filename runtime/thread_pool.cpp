@@ -26,12 +26,9 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::work(size_t thread) const {
-  const size_t n = n_tasks_, grain = grain_;
-  for (;;) {
-    const size_t first = next_.fetch_add(grain, std::memory_order_relaxed);
-    if (first >= n) break;
-    for (size_t task = first, end = std::min(n, first + grain); task < end; ++task) (*job_)(task, thread);
-  }
+  kernels::claim_ranges(next_, n_tasks_, grain_, [&](size_t begin, size_t end) {
+    for (size_t task = begin; task < end; ++task) (*job_)(task, thread);
+  });
 }
 
 bool ThreadPool::await_job(uint64_t seen) {
