@@ -320,12 +320,15 @@ struct RowPrefetch {
   size_t row = 0, line = 0;  // next line to fetch
   size_t step = 0;           // lines per burst
   bool write = false;        // for a store (C): fetched for ownership
+  bool to_l2 = false;        // fetched into L2 only (the next B micro-panel: L1 holds this one)
   size_t total() const { return rows * lines; }
   HWY_INLINE void issue() {
     for (size_t count = step; count != 0 && row < rows; --count) {
       const char* p = base + row * stride + line * 64;
       if (write) {
         __builtin_prefetch(p, 1, 3);
+      } else if (to_l2) {
+        __builtin_prefetch(p, 0, 2);
       } else {
         __builtin_prefetch(p, 0, 3);
       }
@@ -490,7 +493,7 @@ struct BlockOut {
 
 void macro_block(const float* a, size_t a_kdim, size_t ka, size_t mc, const float* b, size_t b_kdim, size_t kb,
                  size_t n, size_t kc, const BlockOut& o, const MergeCtx& m, bool rows_outer = false,
-                 const RowPrefetch* b_next = nullptr) {
+                 const RowPrefetch* b_next = nullptr, bool prefetch_b = false) {
   const DF d;
   const size_t L = hn::Lanes(d);
   const size_t NR = kNV * L;
@@ -525,13 +528,24 @@ void macro_block(const float* a, size_t a_kdim, size_t ka, size_t mc, const floa
     }
     return;
   }
+  Prefetches pf;
+  const size_t bursts = div_up(kc, kPrefetchEvery), row_calls = div_up(mc, kMR);
   for (size_t c0 = 0; c0 < n; c0 += NR) {
     const size_t w = panel_width(n, c0, NR, L), nr = std::min(NR, n - c0);
     const float* bp = b + c0 * b_kdim + kb * w;
+    if (prefetch_b && c0 + NR < n) {
+      const size_t w1 = panel_width(n, c0 + NR, NR, L);
+      pf.s[0] = row_prefetch(b + (c0 + NR) * b_kdim + kb * w1, 0, 1, kc * w1, false);
+      pf.s[0].to_l2 = true;
+      pf.s[0].step = div_up(pf.s[0].total(), row_calls * bursts);
+    } else {
+      pf.s[0] = RowPrefetch{};
+    }
     for (size_t r0 = 0; r0 < mc; r0 += kMR) {
       const size_t off = r0 * o.ldc + c0;
       TileOut t{o.c + off, o.ldc, o.res ? o.res + off : nullptr, nullptr, o.bias_per_row, std::min(kMR, mc - r0), nr};
       if (o.bias) t.bias = o.bias_per_row ? o.bias + r0 : o.bias + c0;
+      if (prefetch_b) t.pf = &pf;
       micro_kernel_nv(w / L, a + r0 * a_kdim + ka * kMR, bp, kc, t, m, tile);
     }
   }
@@ -878,7 +892,8 @@ void gemm_packed_ab_impl(const GemmParams& p, const float* a_packed, const float
       const size_t k0 = kb * kc;
       const size_t kcb = std::min(kc, p.K - std::min(p.K, k0));
       const MergeCtx m{p.alpha, p.beta, kb == 0, kb + 1 == nkb, &p.ep};
-      macro_block(a_packed + k0 * round_up(p.M, kMR) + i0 * kcb, kcb, 0, mc, b_packed, p.K, k0, p.N, kcb, out, m);
+      macro_block(a_packed + k0 * round_up(p.M, kMR) + i0 * kcb, kcb, 0, mc, b_packed, p.K, k0, p.N, kcb, out, m,
+                  false, nullptr, true);
     }
   }
 }
