@@ -1,6 +1,6 @@
 // convoy bench: latency, throughput, effective GFLOP/s and peak RSS of a model, per-step times
 // with --per-op; --train-last times training steps (convoy::train::Trainer) instead of inference;
-// --peak measures this machine's FMA peak and streaming read bandwidth.
+// --peak measures this machine's FMA peak, streaming read bandwidth and CPU hand-off latency.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -16,6 +16,7 @@
 #include "convoy/train.hpp"
 #include "kernels/peak.h"
 #include "tools/cli_common.h"
+#include "tools/cli_handoff.h"
 #include "tools/npy.h"
 
 namespace convoy::cli {
@@ -71,6 +72,15 @@ std::string json_shape(const std::vector<int64_t>& s) {
 }
 
 // ---- convoy bench --peak ----
+
+// {"pairs": P, "min": ..., "median": ..., "max": ...} in ns, or null.
+std::string handoff_json(const std::optional<HandoffReport>& h) {
+  if (!h) return "null";
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "{\"pairs\": %zu, \"min\": %.1f, \"median\": %.1f, \"max\": %.1f}", h->pairs,
+                h->min_ns, h->median_ns, h->max_ns);
+  return buf;
+}
 
 // Runs body(thread) on `threads` threads released together; returns the wall seconds until the
 // last one finishes.
@@ -132,15 +142,18 @@ int peak_main(int threads_flag, bool json) {
   std::fill(buf.get(), buf.get() + n, 1.0f);  // touch every page before timing
   const double bw1 = read_gbps(buf.get(), n, 1, 5);
   const double bw_all = read_gbps(buf.get(), n, threads, 5);
+  const std::optional<HandoffReport> handoff = measure_handoff(threads);
 
   if (json) {
     std::printf("{\"target\": %s, \"threads\": %zu, \"fma_gflops_1thread\": %.2f, \"fma_gflops_all\": %.2f, "
-                "\"read_gbps_1thread\": %.2f, \"read_gbps_all\": %.2f}\n",
-                json_string(kernels::peak_target_name()).c_str(), threads, fma1, fma_all, bw1, bw_all);
+                "\"read_gbps_1thread\": %.2f, \"read_gbps_all\": %.2f, \"handoff_ns\": %s}\n",
+                json_string(kernels::peak_target_name()).c_str(), threads, fma1, fma_all, bw1, bw_all,
+                handoff_json(handoff).c_str());
   } else {
     std::printf("target            %s\n", kernels::peak_target_name());
     std::printf("FMA peak          %.1f GFLOP/s on 1 thread, %.1f GFLOP/s on %zu threads\n", fma1, fma_all, threads);
     std::printf("streaming read    %.1f GB/s on 1 thread, %.1f GB/s on %zu threads\n", bw1, bw_all, threads);
+    if (handoff) std::printf("CPU hand-off      %s round trip\n", handoff_summary(*handoff).c_str());
   }
   return 0;
 }
@@ -351,12 +364,17 @@ int bench_main(const std::vector<std::string>& argv) {
   session.run(in_spans, shapes, out_spans);
   const double first_ms = ms_since(t0);
   for (int64_t i = 0; i < warmup; ++i) session.run(in_spans, shapes, out_spans);
+  // Several threads: the CPU hand-off latency right before and after the timed runs (the
+  // placement of a VM's vCPUs can change in between; see tools/cli_handoff.h).
+  const size_t pool_threads = size_t(std::max(1, session.threads()));
+  const std::optional<HandoffReport> handoff_before = measure_handoff(pool_threads);
   std::vector<double> samples;  // ms, in run order
   for (int64_t i = 0; i < iters; ++i) {
     t0 = Clock::now();
     session.run(in_spans, shapes, out_spans);
     samples.push_back(ms_since(t0));
   }
+  const std::optional<HandoffReport> handoff_after = measure_handoff(pool_threads);
   std::vector<double> sorted = samples;
   std::sort(sorted.begin(), sorted.end());
   const double med = median(samples);
@@ -417,6 +435,8 @@ int bench_main(const std::vector<std::string>& argv) {
     std::printf("  \"peak_rss_bytes\": %zu,\n  \"arena_bytes\": %zu,\n  \"weight_bytes\": %zu,\n"
                 "  \"held_weight_bytes\": %zu,\n  \"steps\": %zu",
                 rss, plan.arena_bytes, plan.weight_bytes, plan.held_weight_bytes, plan.steps.size());
+    std::printf(",\n  \"handoff_ns\": {\"before\": %s, \"after\": %s}", handoff_json(handoff_before).c_str(),
+                handoff_json(handoff_after).c_str());
     if (per_op) {
       std::printf(",\n  \"per_op\": [");
       for (size_t i = 0; i < ops.size(); ++i) {
@@ -442,6 +462,9 @@ int bench_main(const std::vector<std::string>& argv) {
   std::printf("latency      min %.3f  median %.3f  p90 %.3f  p99 %.3f  max %.3f ms (%lld runs after %lld warm-up)\n",
               sorted.front(), med, percentile(sorted, 0.9), percentile(sorted, 0.99), sorted.back(),
               static_cast<long long>(iters), static_cast<long long>(warmup));
+  if (handoff_before && handoff_after)
+    std::printf("hand-off     %s round trip between CPUs before the timed runs, %s after\n",
+                handoff_summary(*handoff_before).c_str(), handoff_summary(*handoff_after).c_str());
   std::printf("throughput   %.2f images/s\n", images_per_s);
   std::printf("compute      %.4f GFLOPs per run, %.2f GFLOP/s effective (direct-conv FLOPs at the median)\n",
               plan.flops * 1e-9, gflops_per_s);
@@ -492,7 +515,14 @@ const Command kBenchCommand = {
     "               read or written once: an FC layer's weight stream), slowest first\n"
     "  --json       one JSON object on stdout instead of text (includes every latency sample)\n"
     "  --peak       no model: single-thread and N-thread FMA peak GFLOP/s and streaming read\n"
-    "               bandwidth (GB/s, from a 256 MiB buffer), best of 5\n"
+    "               bandwidth (GB/s, from a 256 MiB buffer), best of 5, and the CPU hand-off\n"
+    "               round trip (below)\n"
+    "\n"
+    "With several threads bench also reports the CPU hand-off round trip, right before and after\n"
+    "the timed runs: a cache line passed between threads pinned to the first CPU this process may\n"
+    "use and each of the next N-1 (best of 3 trials per pair). ~50 ns means the CPUs share a\n"
+    "last-level cache, 300 ns and more that they do not (another CCD or socket); a VM's vCPUs can\n"
+    "move between the two while it runs, and multi-threaded timings move with them.\n"
     "\n"
     "Training (--train-last N): times SGD training steps (convoy::train::Trainer; lr 0.01, momentum\n"
     "0.9, weight decay 5e-4, mean softmax cross-entropy) of the last N layers with weights on one\n"

@@ -6,7 +6,12 @@ and then K timed runs of one long-lived ONNX Runtime session (tools/bench/ort_be
 npm onnxruntime-node from ~/.cache/convoy-ort, or with --ort python tools/bench/ort_bench.py and
 the Python package onnxruntime: graph optimisation 'all', intra-op threads = --threads, inter-op 1), so that load on the machine hits both sides alike. Medians are over
 all rounds' samples; peak RSS is each process's maximum; convoy's load is load + plan
-(median over rounds), ORT's is session creation.
+(median over rounds), ORT's is session creation. With several threads each round also records
+the CPU hand-off round trip that `convoy bench` measures before and after its timed runs
+(tools/cli_handoff.h): ~50 ns when the threads' CPUs share a last-level cache, 300+ ns when they
+do not. A VM's vCPUs can move between the two; the column shows the range over the rounds and
+the per-round lines show each round's, so rows measured in different placements are not
+compared as if they were alike.
 
   tools/bench/compare_ort.py --convoy build/convoy [--models alexnet,resnet18] [--batch 1]
                              [--threads 1] [--rounds 5] [--iters 10] [--warmup 3] [--ort node|python]
@@ -44,7 +49,7 @@ def compare(args, name, batch, threads):
     model = os.path.join(args.data, "models", f"{name}_op13.onnx")
     if not os.path.exists(model):
         sys.exit(f"compare_ort: {model} missing (tools/test.sh generates it)")
-    c_samples, c_load, c_rss, c_rounds, o_samples, o_rounds = [], [], 0, [], [], []
+    c_samples, c_load, c_rss, c_rounds, o_samples, o_rounds, handoff = [], [], 0, [], [], [], []
     proc = None
     for r in range(args.rounds):
         c = convoy_round(args, model, batch, threads)
@@ -52,6 +57,9 @@ def compare(args, name, batch, threads):
         c_rounds.append(c["latency_ms"]["median"])
         c_load.append(c["load_ms"] + c["plan_ms"])
         c_rss = max(c_rss, c["peak_rss_bytes"])
+        h = c.get("handoff_ns") or {}
+        if h.get("before") and h.get("after"):
+            handoff.append((h["before"]["max"], h["after"]["max"]))
         if proc is None:  # the input shape convoy ran at, so both sides see the same tensor
             shape = json.dumps(c["inputs"][0]["shape"])
             runner = ["node", os.path.join(HERE, "ort_bench.js")] if args.ort == "node" else \
@@ -70,7 +78,13 @@ def compare(args, name, batch, threads):
     cm, om = statistics.median(c_samples), statistics.median(o_samples)
     return {"model": name, "batch": batch, "threads": threads, "convoy_ms": cm, "ort_ms": om, "ratio": om / cm,
             "convoy_rss": c_rss, "ort_rss": o_rss, "convoy_load": statistics.median(c_load), "ort_load": o_load,
-            "convoy_rounds": c_rounds, "ort_rounds": o_rounds}
+            "convoy_rounds": c_rounds, "ort_rounds": o_rounds, "handoff_ns": handoff}
+
+
+def handoff_range(r):
+    """'52-61' (ns, the rounds' slowest CPU pair before or after their timed runs), '-' for 1 thread."""
+    values = [x for pair in r["handoff_ns"] for x in pair]
+    return f"{min(values):.0f}-{max(values):.0f}" if values else "-"
 
 
 def main():
@@ -96,7 +110,7 @@ def main():
 
     rows = []
     hdr = (f"{'model':<9} {'batch':>5} {'thr':>3}  {'convoy ms':>10} {'ORT ms':>10} {'ORT/convoy':>10}  "
-           f"{'convoy RSS':>10} {'ORT RSS':>10}  {'convoy load':>11} {'ORT load':>10}")
+           f"{'convoy RSS':>10} {'ORT RSS':>10}  {'convoy load':>11} {'ORT load':>10}  {'hand-off ns':>11}")
     print(hdr)
     print("-" * len(hdr))
     for m in args.models.split(","):
@@ -106,12 +120,14 @@ def main():
                 rows.append(r)
                 print(f"{m:<9} {b:>5} {t:>3}  {r['convoy_ms']:>10.2f} {r['ort_ms']:>10.2f} {r['ratio']:>9.2f}x  "
                       f"{r['convoy_rss'] / 2**20:>7.0f} MiB {r['ort_rss'] / 2**20:>6.0f} MiB  "
-                      f"{r['convoy_load']:>8.0f} ms {r['ort_load']:>7.0f} ms", flush=True)
+                      f"{r['convoy_load']:>8.0f} ms {r['ort_load']:>7.0f} ms  {handoff_range(r):>11}", flush=True)
     print("\nper-round medians (ms), convoy | ORT:")
     for r in rows:
         print(f"  {r['model']} b{r['batch']} t{r['threads']}: "
-              f"{' '.join(f'{x:.1f}' for x in r['convoy_rounds'])} | {' '.join(f'{x:.1f}' for x in r['ort_rounds'])}")
-    print("medians over all rounds' samples; RSS = peak of each process; load: convoy load+plan, ORT session creation")
+              f"{' '.join(f'{x:.1f}' for x in r['convoy_rounds'])} | {' '.join(f'{x:.1f}' for x in r['ort_rounds'])}"
+              + (f" | hand-off ns {' '.join(f'{b:.0f}/{a:.0f}' for b, a in r['handoff_ns'])}" if r["handoff_ns"] else ""))
+    print("medians over all rounds' samples; RSS = peak of each process; load: convoy load+plan, ORT session creation;\n"
+          "hand-off: CPU round trip before/after each convoy round's timed runs (~50 ns: shared cache, 300+: not)")
     if args.json:
         print(json.dumps(rows, indent=1))
 
