@@ -569,7 +569,7 @@ void gemm_blocked(const GemmParams& p, const float* a, const float* a_packed, co
   const size_t m_blocks = div_up(p.M, bl.mc), n_blocks = div_up(p.N, bl.nc);
   // Pre-packed A needs no A block in scratch (and its mc may exceed the scratch's).
   const size_t a_floats = a_packed ? 0 : round_up(std::max<size_t>(bl.kc, 1) * (bl.mc + kMRMax), 16);
-  const size_t n_tasks = p.batch * m_blocks * n_blocks, threads = std::max<size_t>(par.threads(), 1);
+  const size_t n_tasks = p.batch * m_blocks * n_blocks;
   // Pre-packed A (1x1 convs) with wide column blocks: row panels outer, the next B block
   // fetched while this one computes (see macro_block). Narrow blocks (batch 1 at 2 threads:
   // 96-144 columns) keep the B micro-panel in L1: rows outer measured 3-10% slower there.
@@ -606,13 +606,13 @@ void gemm_blocked(const GemmParams& p, const float* a, const float* a_packed, co
       if (a_packed) {
         const float* ab = a_packed + static_cast<ptrdiff_t>(bi) * p.a_bs + k0 * round_up(p.M, kMR) + i0 * kc;
         // Next: this task's next K block, else the first one of the task this thread most
-        // likely takes next (the pool hands tasks out in order, threads take turns).
+        // likely takes next (the pool's threads work through contiguous ranges of tasks).
         RowPrefetch next;
         if (prefetch) {
           if (kb + 1 < bl.nkb) {
             next = b_rows(task, kb + 1);
-          } else if (task + threads < n_tasks) {
-            next = b_rows(task + threads, 0);
+          } else if (task + 1 < n_tasks) {
+            next = b_rows(task + 1, 0);
           }
         }
         macro_block(ab, kc, 0, mc, bpack, kc, 0, nc, kc, out, m, rows_outer, &next);

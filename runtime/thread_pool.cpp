@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <stdexcept>
 
 #include "kernels/spin_wait.h"
 
@@ -12,7 +13,7 @@ size_t hardware_threads() {
   return n == 0 ? 1 : n;
 }
 
-ThreadPool::ThreadPool(size_t threads) {
+ThreadPool::ThreadPool(size_t threads) : ranges_(new Range[std::max<size_t>(threads, 1)]) {
   for (size_t i = 1; i < std::max<size_t>(threads, 1); ++i) workers_.emplace_back([this, i] { worker(i); });
 }
 
@@ -25,10 +26,40 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
+namespace {
+constexpr uint64_t pack(uint64_t begin, uint64_t end) { return end << 32 | begin; }
+constexpr size_t lo(uint64_t span) { return static_cast<size_t>(span & 0xffffffffu); }
+constexpr size_t hi(uint64_t span) { return static_cast<size_t>(span >> 32); }
+}  // namespace
+
 void ThreadPool::work(size_t thread) const {
-  kernels::claim_ranges(next_, n_tasks_, grain_, [&](size_t begin, size_t end) {
-    for (size_t task = begin; task < end; ++task) (*job_)(task, thread);
-  });
+  // Own range, from the front.
+  std::atomic<uint64_t>& own = ranges_[thread].span;
+  uint64_t span = own.load(std::memory_order_relaxed);
+  for (;;) {
+    const size_t begin = lo(span), end = hi(span);
+    if (begin >= end) break;
+    const size_t stop = std::min(end, begin + grain_);
+    if (!own.compare_exchange_weak(span, pack(stop, end), std::memory_order_relaxed)) continue;
+    for (size_t task = begin; task < stop; ++task) (*job_)(task, thread);
+    span = own.load(std::memory_order_relaxed);
+  }
+  // Then what the others have left, starting with the next thread's.
+  const size_t threads = workers_.size() + 1;
+  for (size_t k = 1; k < threads; ++k) steal((thread + k) % threads, thread);
+}
+
+void ThreadPool::steal(size_t victim, size_t thread) const {
+  std::atomic<uint64_t>& r = ranges_[victim].span;
+  uint64_t span = r.load(std::memory_order_relaxed);
+  for (;;) {
+    const size_t begin = lo(span), end = hi(span);
+    if (begin >= end) return;
+    const size_t start = end - std::min(end - begin, grain_);
+    if (!r.compare_exchange_weak(span, pack(begin, start), std::memory_order_relaxed)) continue;
+    for (size_t task = start; task < end; ++task) (*job_)(task, thread);
+    span = r.load(std::memory_order_relaxed);
+  }
 }
 
 bool ThreadPool::await_job(uint64_t seen) {
@@ -72,13 +103,15 @@ void ThreadPool::run(size_t n_tasks, const std::function<void(size_t, size_t)>& 
     return;
   }
   // Several tasks per claim only when there are plenty (>= 64 per thread; 16 claims per thread
-  // remain): below that, tasks are handed out one at a time in order, which the GEMM's B
-  // prefetch relies on (a thread's next task is likely `threads` further on).
+  // remain): below that, one at a time, so that steals split the leftovers finely. The GEMM's B
+  // prefetch relies on a thread's next task being likely the next index.
   const size_t threads = workers_.size() + 1;
+  if (n_tasks > 0xffffffffu) throw std::length_error("ThreadPool::run: more than 2^32 - 1 tasks");
   job_ = &fn;
   n_tasks_ = n_tasks;
   grain_ = n_tasks >= 64 * threads ? n_tasks / (16 * threads) : 1;
-  next_.store(0, std::memory_order_relaxed);
+  for (size_t t = 0; t < threads; ++t)
+    ranges_[t].span.store(pack(t * n_tasks / threads, (t + 1) * n_tasks / threads), std::memory_order_relaxed);
   pending_.store(workers_.size(), std::memory_order_relaxed);
   generation_.fetch_add(1);  // seq_cst: publishes the job, ordered before the sleepers_ read
   if (sleepers_.load() > 0) {

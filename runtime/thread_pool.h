@@ -2,13 +2,21 @@
 // job. Between jobs a worker polls for the next one for a short while (kSpinMicros: the gaps
 // between the parallel steps of one inference are usually shorter than a futex wake-up, 20-40 us
 // per thread on a VM), then sleeps on a condition variable, so an idle pool uses no CPU.
-// Tasks are claimed from one shared counter, several at a time when there are many, so that
-// thousands of tiny tasks (one plane each) do not serialise on that counter's cache line.
+// Each thread owns a contiguous range of the tasks (thread t: [t n / T, (t + 1) n / T)), which it
+// claims from the front, several at a time when there are many; a thread whose range is done
+// takes what is left of the others' from their back. So a thread keeps to the same part of every
+// step's work (the same image of a batch, the same part of a layer's grid), which keeps the data
+// it hands to the next step in its own caches, and the load still balances. When the CPUs do
+// not share a last-level cache (a VM's vCPUs on two CCDs: a cache line's round trip 330 ns instead
+// of 55) the tasks handed out in turn from one counter made ResNet-50 at batch 8 and 2 threads
+// run 331 ms against 301 (batch 1: 49-50 against 47-49 ms; same CCD: 274-281 against 268-272).
+// An owner's claims stay on its own cache line; only steals touch another thread's.
 #pragma once
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -34,6 +42,14 @@ class ThreadPool final : public kernels::Parallel {
  private:
   void worker(size_t index);
   void work(size_t thread) const;
+  // Runs what is left of thread `victim`'s range, a grain at a time from its back.
+  void steal(size_t victim, size_t thread) const;
+
+  // A thread's range of the current job: [begin, end) packed as end << 32 | begin, so that the
+  // owner (taking from the front) and thieves (from the back) claim with one compare-exchange.
+  struct alignas(64) Range {
+    std::atomic<uint64_t> span{0};
+  };
   // Waits until generation_ differs from `seen` (or stop_); returns false on stop.
   bool await_job(uint64_t seen);
 
@@ -45,7 +61,7 @@ class ThreadPool final : public kernels::Parallel {
   mutable const std::function<void(size_t, size_t)>* job_ = nullptr;
   mutable size_t n_tasks_ = 0, grain_ = 1;
   alignas(64) mutable std::atomic<uint64_t> generation_{0};
-  alignas(64) mutable std::atomic<size_t> next_{0};
+  std::unique_ptr<Range[]> ranges_;  // one per thread, the caller's first
   alignas(64) mutable std::atomic<size_t> pending_{0};  // workers yet to finish this generation
   alignas(64) mutable std::atomic<size_t> sleepers_{0};
   std::atomic<bool> stop_{false};

@@ -1,5 +1,6 @@
 // The persistent thread pool (runtime/thread_pool.h): every task runs exactly once for task
-// counts around the claiming grain and thread counts above the core count; back-to-back runs
+// counts around the claiming grain and thread counts above the core count; a slow thread's
+// range is finished by the others; back-to-back runs
 // hand over cleanly (the workers poll between runs); an idle pool sleeps (no CPU used).
 #include <doctest/doctest.h>
 
@@ -32,6 +33,25 @@ TEST_CASE("thread pool: every task exactly once, thread index in range") {
       CHECK(!bad_thread);
     }
   }
+}
+
+// Each thread owns a contiguous range (the caller [0, n/T)); threads done with theirs take the
+// rest of the others' from the back. A caller whose tasks are slow gets help: 16 tasks of 2 ms
+// would take it 32 ms alone, the workers finish their own in microseconds and take over part.
+TEST_CASE("thread pool: idle threads take over a slow thread's range") {
+  ThreadPool pool(4);
+  std::vector<std::atomic<int>> by(64);
+  for (auto& b : by) b = -1;
+  std::atomic<int> runs{0};
+  pool.run(by.size(), [&](size_t task, size_t thread) {
+    by[task] = static_cast<int>(thread);
+    ++runs;
+    if (task < 16 && thread == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  });
+  CHECK(runs == 64);
+  size_t stolen = 0;
+  for (size_t t = 0; t < 16; ++t) stolen += by[t].load() != 0;
+  CHECK(stolen >= 1);
 }
 
 TEST_CASE("thread pool: many back-to-back runs, and runs after the workers fell asleep") {
