@@ -58,8 +58,8 @@ inline void k_blocks(size_t K, size_t* kc, size_t* nkb) {
   *kc = div_up(K, *nkb);
 }
 
-// Longest thread of a greedy run of the tasks in index order (what Parallel's shared task
-// counter does): a tile of the C block grid costs its lane columns times (its rows + 4, ~ the
+// Longest thread of a greedy run of the tasks in index order (greedy_makespan, the estimate of
+// the pool's run): a tile of the C block grid costs its lane columns times (its rows + 4, ~ the
 // packing of its B block).
 inline constexpr size_t kGridSearchMaxThreads = kMakespanMaxThreads;
 inline size_t grid_makespan(const GemmParams& p, size_t threads, size_t mc, size_t nc, size_t lanes) {

@@ -37,9 +37,10 @@ void claim_ranges(std::atomic<size_t>& next, size_t n_tasks, size_t grain, Fn fn
 }
 
 // Work planning for few threads: the longest thread of a greedy run of tasks [0, n_tasks) in
-// index order, each taken by the thread with the least work so far (what a pool's shared task
-// counter does), task t costing cost(t). threads <= kMakespanMaxThreads (the searches that call
-// it try many splits, so they stop at a few threads).
+// index order, each taken by the thread with the least work so far, task t costing cost(t): an
+// estimate of the pool's run (each thread its contiguous range, idle threads taking the others'
+// leftovers: the same ends for equal tasks, close for unequal ones). threads <=
+// kMakespanMaxThreads (the searches that call it try many splits, so they stop at a few threads).
 inline constexpr size_t kMakespanMaxThreads = 4;
 template <class Cost>
 size_t greedy_makespan(size_t threads, size_t n_tasks, Cost cost) {
