@@ -8,9 +8,10 @@
 // step's work (the same image of a batch, the same part of a layer's grid), which keeps the data
 // it hands to the next step in its own caches, and the load still balances. When the CPUs do
 // not share a last-level cache (a VM's vCPUs on two CCDs: a cache line's round trip 330 ns instead
-// of 55) the tasks handed out in turn from one counter made ResNet-50 at batch 8 and 2 threads
-// run 331 ms against 301 (batch 1: 49-50 against 47-49 ms; same CCD: 274-281 against 268-272).
-// An owner's claims stay on its own cache line; only steals touch another thread's.
+// of 55), tasks handed out in turn from one shared counter made ResNet-50 at 2 threads run 346 ms
+// at batch 8 against 303 with the ranges (batch 1: 49.4 against 47.6 ms); on one CCD 279 against
+// 275 (35.35 against 34.85). An owner's claims stay on its own cache line; only steals touch
+// another thread's.
 #pragma once
 #include <atomic>
 #include <condition_variable>
