@@ -32,33 +32,27 @@ constexpr size_t lo(uint64_t span) { return static_cast<size_t>(span & 0xfffffff
 constexpr size_t hi(uint64_t span) { return static_cast<size_t>(span >> 32); }
 }  // namespace
 
-void ThreadPool::work(size_t thread) const {
-  // Own range, from the front.
-  std::atomic<uint64_t>& own = ranges_[thread].span;
-  uint64_t span = own.load(std::memory_order_relaxed);
-  for (;;) {
-    const size_t begin = lo(span), end = hi(span);
-    if (begin >= end) break;
-    const size_t stop = std::min(end, begin + grain_);
-    if (!own.compare_exchange_weak(span, pack(stop, end), std::memory_order_relaxed)) continue;
-    for (size_t task = begin; task < stop; ++task) (*job_)(task, thread);
-    span = own.load(std::memory_order_relaxed);
-  }
-  // Then what the others have left, starting with the next thread's.
-  const size_t threads = workers_.size() + 1;
-  for (size_t k = 1; k < threads; ++k) steal((thread + k) % threads, thread);
-}
-
-void ThreadPool::steal(size_t victim, size_t thread) const {
-  std::atomic<uint64_t>& r = ranges_[victim].span;
+bool ThreadPool::claim(size_t owner, bool front, size_t* begin, size_t* end) const {
+  std::atomic<uint64_t>& r = ranges_[owner].span;
   uint64_t span = r.load(std::memory_order_relaxed);
   for (;;) {
-    const size_t begin = lo(span), end = hi(span);
-    if (begin >= end) return;
-    const size_t start = end - std::min(end - begin, grain_);
-    if (!r.compare_exchange_weak(span, pack(begin, start), std::memory_order_relaxed)) continue;
-    for (size_t task = start; task < end; ++task) (*job_)(task, thread);
-    span = r.load(std::memory_order_relaxed);
+    const size_t b = lo(span), e = hi(span);
+    if (b >= e) return false;
+    const size_t take = std::min(e - b, grain_);
+    *begin = front ? b : e - take;
+    *end = front ? b + take : e;
+    if (r.compare_exchange_weak(span, front ? pack(b + take, e) : pack(b, e - take), std::memory_order_relaxed))
+      return true;
+  }
+}
+
+void ThreadPool::work(size_t thread) const {
+  // Own range from the front, then what the others have left from their back, starting with
+  // the next thread's.
+  const size_t threads = workers_.size() + 1;
+  for (size_t k = 0; k < threads; ++k) {
+    for (size_t begin, end; claim((thread + k) % threads, k == 0, &begin, &end);)
+      for (size_t task = begin; task < end; ++task) (*job_)(task, thread);
   }
 }
 
@@ -108,7 +102,6 @@ void ThreadPool::run(size_t n_tasks, const std::function<void(size_t, size_t)>& 
   const size_t threads = workers_.size() + 1;
   if (n_tasks > 0xffffffffu) throw std::length_error("ThreadPool::run: more than 2^32 - 1 tasks");
   job_ = &fn;
-  n_tasks_ = n_tasks;
   grain_ = n_tasks >= 64 * threads ? n_tasks / (16 * threads) : 1;
   for (size_t t = 0; t < threads; ++t)
     ranges_[t].span.store(pack(t * n_tasks / threads, (t + 1) * n_tasks / threads), std::memory_order_relaxed);

@@ -43,8 +43,9 @@ class ThreadPool final : public kernels::Parallel {
  private:
   void worker(size_t index);
   void work(size_t thread) const;
-  // Runs what is left of thread `victim`'s range, a grain at a time from its back.
-  void steal(size_t victim, size_t thread) const;
+  // Claims up to a grain of thread `owner`'s range, from its front (the owner) or its back (the
+  // others): [*begin, *end); false once the range is empty.
+  bool claim(size_t owner, bool front, size_t* begin, size_t* end) const;
 
   // A thread's range of the current job: [begin, end) packed as end << 32 | begin, so that the
   // owner (taking from the front) and thieves (from the back) claim with one compare-exchange.
@@ -60,7 +61,7 @@ class ThreadPool final : public kernels::Parallel {
   // The job: written by run() before generation_ is bumped (release), read by workers after
   // they see the new generation (acquire).
   mutable const std::function<void(size_t, size_t)>* job_ = nullptr;
-  mutable size_t n_tasks_ = 0, grain_ = 1;
+  mutable size_t grain_ = 1;
   alignas(64) mutable std::atomic<uint64_t> generation_{0};
   std::unique_ptr<Range[]> ranges_;  // one per thread, the caller's first
   alignas(64) mutable std::atomic<size_t> pending_{0};  // workers yet to finish this generation
