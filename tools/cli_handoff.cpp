@@ -94,13 +94,12 @@ std::optional<HandoffReport> measure_handoff(size_t threads) {
     if (best < 0) return std::nullopt;  // no trial of this pair ran both threads together
     per_pair.push_back(best);
   }
-  std::vector<double> sorted = per_pair;
-  std::sort(sorted.begin(), sorted.end());
+  std::sort(per_pair.begin(), per_pair.end());
   HandoffReport r;
-  r.pairs = sorted.size();
-  r.min_ns = sorted.front();
-  r.max_ns = sorted.back();
-  r.median_ns = sorted[sorted.size() / 2];
+  r.pairs = per_pair.size();
+  r.min_ns = per_pair.front();
+  r.max_ns = per_pair.back();
+  r.median_ns = per_pair[per_pair.size() / 2];
   return r;
 }
 

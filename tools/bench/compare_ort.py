@@ -4,7 +4,8 @@
 Each round runs `convoy bench --json` (a fresh process: load, plan, W warm-up, K timed runs)
 and then K timed runs of one long-lived ONNX Runtime session (tools/bench/ort_bench.js,
 npm onnxruntime-node from ~/.cache/convoy-ort, or with --ort python tools/bench/ort_bench.py and
-the Python package onnxruntime: graph optimisation 'all', intra-op threads = --threads, inter-op 1), so that load on the machine hits both sides alike. Medians are over
+the Python package onnxruntime: graph optimisation 'all', intra-op threads = --threads,
+inter-op 1), so that load on the machine hits both sides alike. Medians are over
 all rounds' samples; peak RSS is each process's maximum; convoy's load is load + plan
 (median over rounds), ORT's is session creation. With several threads each round also records
 the CPU hand-off round trip that `convoy bench` measures before and after its timed runs
