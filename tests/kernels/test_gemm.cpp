@@ -343,10 +343,11 @@ TEST_CASE("gemm: pre-packed A (conv weights), sizes around the tiles, batch, 1, 
   });
 }
 
-// The 1x1-conv shapes (A pre-packed, B rows read in place): column blocks of 240 and more
-// columns run row panels outer and fetch the next B block (the task's next K block, or the next
-// task's first) while they compute; all M in one row block up to 1056 rows, two past it. Odd
-// row lengths (b_rs = N + 2) start B rows off cache lines; the last column block is partial.
+// The 1x1-conv shapes (A pre-packed): column blocks of 240 and more columns run row panels
+// outer and fetch the next B block (the task's next K block, or the next task's first) while
+// they compute; all M in one row block up to 1056 rows, two past it. Odd row lengths (b_rs =
+// N + 2) start B rows off cache lines; the last column block is partial. N a multiple of the
+// lanes (480, 784, 1536; every N on SCALAR): the micro-kernel reads B's rows in place, unpacked.
 TEST_CASE("gemm: pre-packed A, wide column blocks (rows outer, B prefetched), batch, 1, 3 and 16 threads") {
   std::mt19937 rng(kernel_test::test_seed("gemm prepacked wide"));
   kernel_test::for_each_target([&](const char* name) {
@@ -355,7 +356,8 @@ TEST_CASE("gemm: pre-packed A, wide column blocks (rows outer, B prefetched), ba
       size_t M, N, K, batch;
     };
     const Shape shapes[] = {{37, 241, 64, 3}, {70, 500, 600, 2}, {9, 977, 300, 2}, {64, 1200, 17, 4},
-                            {1100, 250, 20, 1}, {200, 480, 257, 1}, {8, 481, 1, 2}};
+                            {1100, 250, 20, 1}, {200, 480, 257, 1}, {8, 481, 1, 2},   {40, 784, 300, 2},
+                            {24, 1536, 64, 1}};
     for (const Shape& s : shapes) {
       if (slow && s.M * s.N * s.K * s.batch > 2000000) continue;
       for (int variant = 0; variant < 2; ++variant) {
