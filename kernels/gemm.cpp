@@ -7,9 +7,10 @@
 // B block (KC x NC) is packed into the thread's scratch (and the A block too unless A comes
 // pre-packed), then for each NR-column B micro-panel (kept in L1) the micro-kernel runs over
 // the A micro-panels (streamed from L2), MR x NR register tiles (NR = up to kNV vectors).
-// With A pre-packed (1x1 convs) a task takes all rows (up to kMCPrepacked), and wide column
-// blocks run the other way round, row panels outer, prefetching the next B block and the next
-// C / residual rows from inside the micro-kernel (see macro_block, RowPrefetch).
+// With A pre-packed (1x1 convs) a task takes all rows (up to kMCPrepacked), B is read in place
+// when its rows are contiguous (only a last panel of a partial vector is packed), and wide column
+// blocks run the other way round, row panels outer, prefetching the next B block (when packed)
+// and the next C / residual rows from inside the micro-kernel (see macro_block, RowPrefetch).
 //   packed A: panels of MR rows, panel[k][r] (k-major, MR contiguous), rows past M are zero;
 //             pre-packed A (weights, gemm_pack_a) holds these K block by K block, each block's
 //             panels back to back (one contiguous stream per K block);
@@ -492,12 +493,29 @@ struct BlockOut {
   bool bias_per_row;
 };
 
+// B read in place (ld != 0): b points at the block's first row and column, rows ld floats apart;
+// the panels from column tail_c0 on (the last one, when its width is not a whole number of
+// vectors) come packed at `tail`.
+struct BInPlace {
+  size_t ld = 0;
+  const float* tail = nullptr;
+  size_t tail_c0 = SIZE_MAX;
+};
+
 void macro_block(const float* a, size_t a_kdim, size_t ka, size_t mc, const float* b, size_t b_kdim, size_t kb,
                  size_t n, size_t kc, const BlockOut& o, const MergeCtx& m, bool rows_outer = false,
-                 const RowPrefetch* b_next = nullptr, bool prefetch_b = false, size_t b_ld = 0) {
+                 const RowPrefetch* b_next = nullptr, bool prefetch_b = false, const BInPlace& ip = BInPlace{}) {
   const DF d;
   const size_t L = hn::Lanes(d);
   const size_t NR = kNV * L;
+  // B micro-panel of columns [c0, c0 + w) and the floats between its K rows.
+  auto b_panel = [&](size_t c0, size_t w, size_t* bs) -> const float* {
+    *bs = w;
+    if (ip.ld == 0) return b + c0 * b_kdim + kb * w;
+    if (c0 >= ip.tail_c0) return ip.tail + (c0 - ip.tail_c0) * kc;
+    *bs = ip.ld;
+    return b + c0;
+  };
   HWY_ALIGN float tile[kMR * kNRMax];
   if (rows_outer) {
     // Lines per burst: b_next spread evenly over the block's micro-kernel calls, the next row
@@ -524,8 +542,9 @@ void macro_block(const float* a, size_t a_kdim, size_t ka, size_t mc, const floa
         TileOut t{o.c + off, o.ldc, o.res ? o.res + off : nullptr, nullptr, o.bias_per_row, std::min(kMR, mc - r0), nr};
         if (o.bias) t.bias = o.bias_per_row ? o.bias + r0 : o.bias + c0;
         t.pf = &pf;
-        const float* bp = b_ld ? b + c0 : b + c0 * b_kdim + kb * w;
-        micro_kernel_nv(w / L, a + r0 * a_kdim + ka * kMR, bp, kc, b_ld ? b_ld : w, t, m, tile);
+        size_t bs;
+        const float* bp = b_panel(c0, w, &bs);
+        micro_kernel_nv(w / L, a + r0 * a_kdim + ka * kMR, bp, kc, bs, t, m, tile);
       }
     }
     return;
@@ -534,7 +553,8 @@ void macro_block(const float* a, size_t a_kdim, size_t ka, size_t mc, const floa
   const size_t bursts = div_up(kc, kPrefetchEvery), row_calls = div_up(mc, kMR);
   for (size_t c0 = 0; c0 < n; c0 += NR) {
     const size_t w = panel_width(n, c0, NR, L), nr = std::min(NR, n - c0);
-    const float* bp = b_ld ? b + c0 : b + c0 * b_kdim + kb * w;
+    size_t bs;
+    const float* bp = b_panel(c0, w, &bs);
     if (prefetch_b && c0 + NR < n) {
       const size_t w1 = panel_width(n, c0 + NR, NR, L);
       pf.s[0] = row_prefetch(b + (c0 + NR) * b_kdim + kb * w1, 0, 1, kc * w1, false);
@@ -548,7 +568,7 @@ void macro_block(const float* a, size_t a_kdim, size_t ka, size_t mc, const floa
       TileOut t{o.c + off, o.ldc, o.res ? o.res + off : nullptr, nullptr, o.bias_per_row, std::min(kMR, mc - r0), nr};
       if (o.bias) t.bias = o.bias_per_row ? o.bias + r0 : o.bias + c0;
       if (prefetch_b) t.pf = &pf;
-      micro_kernel_nv(w / L, a + r0 * a_kdim + ka * kMR, bp, kc, b_ld ? b_ld : w, t, m, tile);
+      micro_kernel_nv(w / L, a + r0 * a_kdim + ka * kMR, bp, kc, bs, t, m, tile);
     }
   }
 }
@@ -576,12 +596,17 @@ void gemm_blocked(const GemmParams& p, const float* a, const float* a_packed, co
   // fetched while this one computes (see macro_block). Narrow blocks (batch 1 at 2 threads:
   // 96-144 columns) keep the B micro-panel in L1: rows outer measured 3-10% slower there.
   const bool rows_outer = a_packed && bl.nc >= kNC / 2;
-  // Pre-packed A and B's rows contiguous, every panel whole vectors (N a multiple of the lanes:
-  // 56x56 and 28x28 maps): the micro-kernel reads B's rows where they are instead of a packed
-  // copy. The same values in the same order, so the same results; ResNet-50's layer1 1x1 convs
-  // 4-7% faster on 1 thread, 8-15% on 2 threads on two CCDs (the copy read rows another core wrote).
-  const bool b_in_place = a_packed && p.b_cs == 1 && p.b_rs > 0 && p.N % L == 0;
-  const bool prefetch = rows_outer && !b_in_place && p.b_cs == 1 && p.b_rs > 0;
+  // Pre-packed A (1x1 convs) and B's rows contiguous: the micro-kernel reads B's rows where they
+  // are instead of a packed copy, except a block's last panel when its width is not a whole
+  // number of vectors (14x14 maps: 196 = 4 x 48 + 4 columns), which is packed with its zero
+  // columns as before. The same values in the same order, so the same results. ResNet-50's
+  // layer1 1x1 convs (56x56) 4-7% faster on 1 thread, 8-15% on 2 threads across two CCDs (the
+  // copy read rows another core wrote); its 14x14 1x1 convs ~4% alone (at 2 threads each thread
+  // packed the same B for its rows); the whole model within 1% (5-6 alternating rounds).
+  const bool b_in_place = a_packed && p.b_cs == 1 && p.b_rs > 0;
+  // Rows outer: the B rows this thread reads next (in place) or packs next, fetched while this
+  // block computes (in place too: ResNet-50 batch 8 at 1 thread ~2% faster with it, batch 1 the same).
+  const bool prefetch = rows_outer && p.b_cs == 1 && p.b_rs > 0;
   // The source rows of block kb of task `task`'s B (as pack_b reads them with b_cs == 1).
   auto b_rows = [&](size_t task, size_t kb) {
     const size_t nb = task % n_blocks, bi = task / (n_blocks * m_blocks);
@@ -608,7 +633,19 @@ void gemm_blocked(const GemmParams& p, const float* a, const float* a_packed, co
     for (size_t kb = 0; kb < bl.nkb; ++kb) {
       const size_t k0 = kb * bl.kc;
       const size_t kc = std::min(bl.kc, p.K - std::min(p.K, k0));
-      if (!b_in_place) pack_b(p, bb, k0, kc, j0, nc, NR, bpack);
+      // In place: only a last panel that is not a whole number of vectors is packed.
+      BInPlace ip;
+      if (b_in_place) {
+        ip.ld = static_cast<size_t>(p.b_rs);
+        const size_t c_last = (nc - 1) / NR * NR;
+        if ((nc - c_last) % L != 0) {
+          pack_b(p, bb, k0, kc, j0 + c_last, nc - c_last, NR, bpack);
+          ip.tail = bpack;
+          ip.tail_c0 = c_last;
+        }
+      } else {
+        pack_b(p, bb, k0, kc, j0, nc, NR, bpack);
+      }
       const MergeCtx m{p.alpha, p.beta, kb == 0, kb + 1 == bl.nkb, &p.ep};
       if (a_packed) {
         const float* ab = a_packed + static_cast<ptrdiff_t>(bi) * p.a_bs + k0 * round_up(p.M, kMR) + i0 * kc;
@@ -622,12 +659,9 @@ void gemm_blocked(const GemmParams& p, const float* a, const float* a_packed, co
             next = b_rows(task + 1, 0);
           }
         }
-        if (b_in_place) {
-          macro_block(ab, kc, 0, mc, bb + static_cast<ptrdiff_t>(k0) * p.b_rs + static_cast<ptrdiff_t>(j0), kc, 0, nc,
-                      kc, out, m, rows_outer, nullptr, false, static_cast<size_t>(p.b_rs));
-        } else {
-          macro_block(ab, kc, 0, mc, bpack, kc, 0, nc, kc, out, m, rows_outer, &next);
-        }
+        const float* bsrc =
+            b_in_place ? bb + static_cast<ptrdiff_t>(k0) * p.b_rs + static_cast<ptrdiff_t>(j0) : bpack;
+        macro_block(ab, kc, 0, mc, bsrc, kc, 0, nc, kc, out, m, rows_outer, &next, false, ip);
       } else {
         pack_a(p, a + static_cast<ptrdiff_t>(bi) * p.a_bs, i0, mc, k0, kc, apack);
         macro_block(apack, kc, 0, mc, bpack, kc, 0, nc, kc, out, m);

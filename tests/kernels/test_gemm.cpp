@@ -346,8 +346,9 @@ TEST_CASE("gemm: pre-packed A (conv weights), sizes around the tiles, batch, 1, 
 // The 1x1-conv shapes (A pre-packed): column blocks of 240 and more columns run row panels
 // outer and fetch the next B block (the task's next K block, or the next task's first) while
 // they compute; all M in one row block up to 1056 rows, two past it. Odd row lengths (b_rs =
-// N + 2) start B rows off cache lines; the last column block is partial. N a multiple of the
-// lanes (480, 784, 1536; every N on SCALAR): the micro-kernel reads B's rows in place, unpacked.
+// N + 2) start B rows off cache lines; the last column block is partial. The micro-kernel reads
+// B's rows in place; a last panel that is not a whole number of vectors (241, 250, 481, 500,
+// 977 columns on AVX-512) comes packed.
 TEST_CASE("gemm: pre-packed A, wide column blocks (rows outer, B prefetched), batch, 1, 3 and 16 threads") {
   std::mt19937 rng(kernel_test::test_seed("gemm prepacked wide"));
   kernel_test::for_each_target([&](const char* name) {
