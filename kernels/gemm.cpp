@@ -323,21 +323,42 @@ struct RowPrefetch {
   bool write = false;        // for a store (C): fetched for ownership
   bool to_l2 = false;        // fetched into L2 only (the next B micro-panel: L1 holds this one)
   size_t total() const { return rows * lines; }
+  // The next `step` lines. Cheap when there is nothing left (the default stream, rows == 0); the
+  // kind of fetch is chosen once per burst and the walk keeps a row pointer (on ResNet-50's K = 64
+  // convs the bursts took 8% of the micro-kernel's time with the address and kind worked out per line).
   HWY_INLINE void issue() {
-    for (size_t count = step; count != 0 && row < rows; --count) {
-      const char* p = base + row * stride + line * 64;
-      if (write) {
+    if (row >= rows) return;
+    if (write) {
+      walk<1>();
+    } else if (to_l2) {
+      walk<2>();
+    } else {
+      walk<0>();
+    }
+  }
+
+ private:
+  template <int kKind>
+  HWY_INLINE void walk() {
+    const char* rp = base + row * stride;
+    size_t r = row, ln = line;
+    for (size_t count = step; count != 0; --count) {
+      const char* p = rp + ln * 64;
+      if constexpr (kKind == 1) {
         __builtin_prefetch(p, 1, 3);
-      } else if (to_l2) {
+      } else if constexpr (kKind == 2) {
         __builtin_prefetch(p, 0, 2);
       } else {
         __builtin_prefetch(p, 0, 3);
       }
-      if (++line == lines) {
-        line = 0;
-        ++row;
+      if (++ln == lines) {
+        ln = 0;
+        rp += stride;
+        if (++r == rows) break;
       }
     }
+    row = r;
+    line = ln;
   }
 };
 inline constexpr size_t kPrefetchEvery = 16;  // K steps between two prefetch bursts
