@@ -9,7 +9,7 @@
 // the A micro-panels (streamed from L2), MR x NR register tiles (NR = up to kNV vectors).
 // With A pre-packed (1x1 convs) a task takes all rows (up to kMCPrepacked), B is read in place
 // when its rows are contiguous (only a last panel of a partial vector is packed), and wide column
-// blocks run the other way round, row panels outer, prefetching the next B block (when packed)
+// blocks run the other way round, row panels outer, prefetching the B rows read (or packed) next
 // and the next C / residual rows from inside the micro-kernel (see macro_block, RowPrefetch).
 //   packed A: panels of MR rows, panel[k][r] (k-major, MR contiguous), rows past M are zero;
 //             pre-packed A (weights, gemm_pack_a) holds these K block by K block, each block's
@@ -308,7 +308,7 @@ void pack_b(const GemmParams& p, const float* b, size_t k0, size_t kc, size_t j0
 
 // Rows of a matrix (each row one contiguous segment) fetched into the cache a few lines at a
 // time, `step` lines every kPrefetchEvery K steps of the micro-kernel, while other tiles
-// compute: the source rows of the B block a thread packs next (b_cs == 1), and the C and
+// compute: the rows of the B block a thread reads in place or packs next (b_cs == 1), and the C and
 // residual rows of the next row panel (rows outer, first K block). At batch 8 every activation
 // is tens of MB, so these come from DRAM through hundreds of short row streams the hardware
 // prefetchers do not follow. Issued in bursts between micro-kernel calls instead they measured
@@ -505,7 +505,7 @@ HWY_NOINLINE void micro_kernel_nv(size_t nv, const float* HWY_RESTRICT ap, const
 // residual come from DRAM, that is what the hardware prefetchers follow: ResNet-50's layer1
 // conv3 at batch 8 (K = 64, fused residual) 67 -> 86 GFLOP/s. Rows outer also prefetches (RowPrefetch)
 // the next row panel's C and residual rows on the first K block, and b_next (the B rows the
-// thread packs next) over the whole block.
+// thread reads in place or packs next) over the whole block.
 struct BlockOut {
   float* c;
   size_t ldc;
