@@ -516,7 +516,7 @@ struct BlockOut {
 
 // B read in place (ld != 0): b points at the block's first row and column, rows ld floats apart;
 // the panels from column tail_c0 on (the last one, when its width is not a whole number of
-// vectors) come packed at `tail`.
+// vectors) come packed at `tail`. prefetch_b (the next packed panel into L2) needs packed B.
 struct BInPlace {
   size_t ld = 0;
   const float* tail = nullptr;
@@ -625,10 +625,10 @@ void gemm_blocked(const GemmParams& p, const float* a, const float* a_packed, co
   // copy read rows another core wrote); its 14x14 1x1 convs ~4% alone (at 2 threads each thread
   // packed the same B for its rows); the whole model within 1% (5-6 alternating rounds).
   const bool b_in_place = a_packed && p.b_cs == 1 && p.b_rs > 0;
-  // Rows outer: the B rows this thread reads next (in place) or packs next, fetched while this
-  // block computes (in place too: ResNet-50 batch 8 at 1 thread ~2% faster with it, batch 1 the same).
-  const bool prefetch = rows_outer && p.b_cs == 1 && p.b_rs > 0;
-  // The source rows of block kb of task `task`'s B (as pack_b reads them with b_cs == 1).
+  // Rows outer (A pre-packed, so B is read in place): the B rows this thread reads next, fetched
+  // while this block computes (ResNet-50 batch 8 at 1 thread ~2% faster with it, batch 1 the same).
+  const bool prefetch = rows_outer && b_in_place;
+  // The source rows of block kb of task `task`'s B (b_cs == 1).
   auto b_rows = [&](size_t task, size_t kb) {
     const size_t nb = task % n_blocks, bi = task / (n_blocks * m_blocks);
     const size_t j0 = nb * bl.nc, k0 = kb * bl.kc;
