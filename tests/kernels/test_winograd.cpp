@@ -168,6 +168,7 @@ const Case kCases[] = {
     {8, 40, 14, 13, 40, 1, 1, 1, 0, true, true, Activation::kRelu},      // staged, 4 tile columns: 8 blocks
     {5, 24, 7, 15, 20, 0, 1, 2, 1, false, true, Activation::kNone},      // staged, 5 blocks made even
     {1, 200, 13, 13, 72, 1, 1, 1, 1, true, true, Activation::kRelu},     // lean: 7 V blocks, 2 chunks + tail
+    {1, 300, 5, 6, 40, 1, 1, 1, 1, true, true, Activation::kRelu},       // lean, fused: channel blocks of 256 + 44
 };
 
 // F(3x3, 4x4): the staged path only (tiles of 3x3 outputs, patches 3 apart).
