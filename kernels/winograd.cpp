@@ -33,7 +33,7 @@ inline constexpr size_t kLeanTileChannels = 32768;  // ... and at most this many
 inline constexpr size_t kLeanC = 32;          // lean: input channels per block (transform tasks, GEMMs)
 inline constexpr size_t kLeanMc = 64;         // output channels per lean task
 inline constexpr size_t kFusedC = 256;        // lean, fused: input channels per block (multiple of kLeanC)
-inline constexpr size_t kLeanAhead = 2;       // lean, fused: blocks of raw weights prefetched ahead
+inline constexpr size_t kLeanAhead = 1;       // lean, fused: blocks (kFusedC) of raw weights prefetched ahead
 inline constexpr size_t kLeanPrefetch = 8;    // lean, Ub: input channels of raw weights prefetched ahead
 inline constexpr size_t kStripMax = 64;       // widest GEMM strip of output channels (AVX-512)
 inline constexpr size_t kFusedTiles = 12;     // lean: fewer tiles take the fused passes (AVX-512)
@@ -560,7 +560,9 @@ void fused_row(size_t i, size_t cb, const float* gw, const float* v, size_t vx, 
 // block size). With 4 tiles (7x7 maps) a pass makes only 24 FMAs per channel, and reloading and
 // storing the 6 x 4 accumulators every kLeanC = 32 channels cost ~12%: ResNet-50's 512-channel
 // 7x7 conv alone 1.06 -> 0.92 ms with blocks of 256 (64: 1.00, 128: 0.94, 512: 0.96), in the
-// model 1.22-1.23 -> 1.14-1.15 ms (per-op medians of 6 alternating rounds, 1 thread).
+// model 1.22-1.23 -> 1.14-1.15 ms (per-op medians of 6 alternating rounds, 1 thread). The
+// weights are prefetched one such block ahead (147 KiB): two blocks, a whole 512-channel panel
+// ahead, left the model's 7x7 convs at 1.15-1.20 ms against 1.03-1.04 (per-op medians, 6 rounds).
 void gemms_lean(const Conv2dParams& p, const Geom& g, const float* V, const float* R, size_t nt, size_t m0,
                 size_t mlen, float* Y) {
   const size_t ystride = nt * g.Mc + kPanel;
