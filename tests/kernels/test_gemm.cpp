@@ -403,6 +403,35 @@ TEST_CASE("gemm: every partial row panel height, 1, 3 and 16 threads") {
   });
 }
 
+// Column edges: a block whose width leaves 1-8 columns past its last whole vector runs those
+// columns vectorised over rows (kernels/gemm.cpp edge_kernel on AVX-512: 8-row panels x up to 4
+// columns, up to 6 panels at a time); 9-15 keep the vector tile. Every remainder, row counts
+// around 1-7 panels, one and two K blocks, bias per row and per column, residual, in place
+// (pre-packed A, B rows read where they are) and packed.
+TEST_CASE("gemm: column edges (1-15 columns past a whole vector), every row count, 1, 3 and 16 threads") {
+  std::mt19937 rng(kernel_test::test_seed("gemm column edges"));
+  kernel_test::for_each_target([&](const char* name) {
+    const bool slow = std::string(name) == "SCALAR";
+    const size_t L = kernels::gemm_panel_layout().lanes;
+    for (size_t r = 1; r < 16; ++r)
+      for (size_t M : {size_t{1}, size_t{8}, size_t{13}, size_t{48}, size_t{57}, size_t{100}})
+        for (size_t K : {size_t{37}, size_t{300}}) {
+          const size_t N = (r % 3 == 0 ? 3 * L : L) + r;
+          if (slow && M * N * K > 200000) continue;
+          Case c;
+          c.M = M;
+          c.N = N;
+          c.K = K;
+          c.prepacked = (r + M) % 2 == 0;
+          c.bias = static_cast<int>(1 + (r + K) % 2);
+          c.residual = (M + r) % 3 != 0;
+          c.act = Activation::kRelu;
+          c.batch = M == 13 ? 2 : 1;
+          run_case(c, rng);
+        }
+  });
+}
+
 // gemm_packed_ab with B packed here, by the layout documented in kernels/gemm.h, and C rows
 // computed in two calls split at a panel boundary.
 TEST_CASE("gemm: packed A x packed B, row ranges") {
