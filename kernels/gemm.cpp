@@ -618,7 +618,8 @@ struct BlockOut {
 
 // B read in place (ld != 0): b points at the block's first row and column, rows ld floats apart;
 // the panels from column tail_c0 on (the last one, when its width is not a whole number of
-// vectors) come packed at `tail`. prefetch_b (the next packed panel into L2) needs packed B.
+// vectors) come packed at `tail`. prefetch_b (the next packed panel into L2) needs packed B;
+// after the block's last panel it fetches b_after instead (as that stream says), when given.
 struct BInPlace {
   size_t ld = 0;
   const float* tail = nullptr;
@@ -627,7 +628,8 @@ struct BInPlace {
 
 void macro_block(const float* a, size_t a_kdim, size_t ka, size_t mc, const float* b, size_t b_kdim, size_t kb,
                  size_t n, size_t kc, const BlockOut& o, const MergeCtx& m, bool rows_outer = false,
-                 const RowPrefetch* b_next = nullptr, bool prefetch_b = false, const BInPlace& ip = BInPlace{}) {
+                 const RowPrefetch* b_next = nullptr, bool prefetch_b = false, const BInPlace& ip = BInPlace{},
+                 const RowPrefetch* b_after = nullptr) {
   const DF d;
   const size_t L = hn::Lanes(d);
   const size_t NR = kNV * L;
@@ -694,6 +696,9 @@ void macro_block(const float* a, size_t a_kdim, size_t ka, size_t mc, const floa
       const size_t w1 = panel_width(n, c0 + NR, NR, L);
       pf.s[0] = row_prefetch(b + (c0 + NR) * b_kdim + kb * w1, 0, 1, kc * w1, false);
       pf.s[0].to_l2 = true;
+      pf.s[0].step = div_up(pf.s[0].total(), row_calls * bursts);
+    } else if (prefetch_b && b_after) {
+      pf.s[0] = *b_after;
       pf.s[0].step = div_up(pf.s[0].total(), row_calls * bursts);
     } else {
       pf.s[0] = RowPrefetch{};
@@ -1065,17 +1070,35 @@ void gemm_prepacked_a_impl(const GemmParams& p, const float* a_packed, const flo
 void gemm_packed_ab_impl(const GemmParams& p, const float* a_packed, const float* b_packed, float* c, size_t m0,
                          size_t m1) {
   if (m1 <= m0 || p.N == 0) return;
+  const size_t L = hn::Lanes(DF()), NR = kNV * L;
   size_t kc = 0, nkb = 0;
   k_blocks(p.K, &kc, &nkb);
+  // Column panels outer, K blocks inner: a packed B panel holds all of K (panel c0 at
+  // b_packed + c0*K), so each panel is one sequential stream; while one K block computes, the
+  // next block of the same panel (or the next panel's first) is fetched into L1. ResNet-50's
+  // transposed 7x7 convs read their weights this way from DRAM: 2-5% faster each than K blocks
+  // outer with the next panel fetched into L2 (12 chained 2048/512-channel 1x1 convs on 7x7:
+  // 13.4 -> 12.8 ms; fetching two blocks ahead 13.0, into L2 13.5-13.8).
   for (size_t i0 = m0; i0 < m1; i0 += kMCPacked) {
     const size_t mc = std::min(kMCPacked, m1 - i0);
-    const BlockOut out = block_out(p, c, p.ep.residual, i0, 0);
-    for (size_t kb = 0; kb < nkb; ++kb) {
-      const size_t k0 = kb * kc;
-      const size_t kcb = std::min(kc, p.K - std::min(p.K, k0));
-      const MergeCtx m{p.alpha, p.beta, kb == 0, kb + 1 == nkb, &p.ep};
-      macro_block(a_packed + k0 * round_up(p.M, kMR) + i0 * kcb, kcb, 0, mc, b_packed, p.K, k0, p.N, kcb, out, m,
-                  false, nullptr, true);
+    for (size_t c0 = 0; c0 < p.N; c0 += NR) {
+      const size_t nq = std::min(NR, p.N - c0), w = panel_width(p.N, c0, NR, L);
+      const BlockOut out = block_out(p, c, p.ep.residual, i0, c0);
+      for (size_t kb = 0; kb < nkb; ++kb) {
+        const size_t k0 = kb * kc;
+        const size_t kcb = std::min(kc, p.K - std::min(p.K, k0));
+        const MergeCtx m{p.alpha, p.beta, kb == 0, kb + 1 == nkb, &p.ep};
+        RowPrefetch next;
+        if (kb + 1 < nkb) {
+          const size_t k1 = k0 + kcb;
+          next = row_prefetch(b_packed + c0 * p.K + k1 * w, 0, 1, std::min(kc, p.K - k1) * w, false);
+        } else if (c0 + NR < p.N) {
+          const size_t w1 = panel_width(p.N, c0 + NR, NR, L);
+          next = row_prefetch(b_packed + (c0 + NR) * p.K, 0, 1, std::min(kc, p.K) * w1, false);
+        }
+        macro_block(a_packed + k0 * round_up(p.M, kMR) + i0 * kcb, kcb, 0, mc, b_packed + c0 * p.K, p.K, k0, nq, kcb,
+                    out, m, false, nullptr, true, BInPlace{}, &next);
+      }
     }
   }
 }
