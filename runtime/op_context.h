@@ -62,6 +62,11 @@ class OpContext {
   void set_const(size_t i, ConstPtr value);
   void set_alias(size_t i, size_t input, Shape shape);                 // same data, new shape
   TensorLoc set_tensor(size_t i, Shape shape);                         // new float32 arena tensor
+  // set_tensor, but in the arena buffer of runtime input `input` when this node is its last
+  // reader and nothing else can see that buffer (not a graph input or output, not viewed by
+  // another value, the same size): for steps that read each element of that input only before
+  // writing the same element of the output (a residual added in a conv's epilogue).
+  TensorLoc set_tensor_over(size_t i, Shape shape, size_t input);
   TensorLoc set_window(size_t i, Shape shape, const TensorLoc& base, size_t elem_offset);
 
   // Steps. Inputs may be constants (their pointers are fixed) or runtime tensors.

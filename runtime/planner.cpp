@@ -133,6 +133,38 @@ TensorLoc OpContext::set_tensor(size_t i, Shape shape) {
   return l;
 }
 
+TensorLoc OpContext::set_tensor_over(size_t i, Shape shape, size_t input) {
+  if (!has_input(input) || is_const(input) || i >= out_.size()) return set_tensor(i, std::move(shape));
+  const PValue& src = in(input);
+  const TensorLoc l = src.loc;
+  const int64_t n = checked_numel(shape, str_cat(where(), ": output"));
+  const std::string& name = node_.inputs[input];
+  // This node is the value's last reader: no later node and no graph output reads it.
+  auto unread = planner_.unread_.find(name);
+  bool ok = l.buffer >= 0 && l.elem_offset == 0 && src.dtype == DType::kFloat32 &&
+            unread != planner_.unread_.end() && unread->second == 0;
+  if (ok) {
+    const Buffer& b = planner_.plan_.buffers[static_cast<size_t>(l.buffer)];
+    ok = b.first >= 0 && b.bytes == static_cast<size_t>(n) * sizeof(float);
+  }
+  // The node's other inputs must not live there (Conv(x) + x reads x everywhere).
+  for (size_t k = 0; ok && k < in_.size(); ++k)
+    if (k != input && in_[k] && !in_[k]->constant && in_[k]->loc.buffer == l.buffer) ok = false;
+  // Another value on the same buffer (a view made by Reshape & co.) may be read later.
+  for (const auto& [other, v] : planner_.values_) {
+    if (!ok) break;
+    if (other == name || v.constant || v.loc.buffer != l.buffer) continue;
+    auto u = planner_.unread_.find(other);
+    if (u == planner_.unread_.end() || u->second != 0) ok = false;
+  }
+  if (!ok) return set_tensor(i, std::move(shape));
+  out_[i].dtype = DType::kFloat32;
+  out_[i].shape = std::move(shape);
+  out_[i].loc = l;
+  out_set_[i] = true;
+  return l;
+}
+
 TensorLoc OpContext::set_window(size_t i, Shape shape, const TensorLoc& base, size_t elem_offset) {
   TensorLoc l = base;
   l.elem_offset += elem_offset;
@@ -296,6 +328,9 @@ void Planner::run_node(const Node& n, bool fold_only, bool* folded) {
     in.push_back(&it->second);
   }
   const size_t first_step = plan_.steps.size(), first_buffer = plan_.buffers.size();
+  if (!fold_only)
+    for (const std::string& name : n.inputs)
+      if (!name.empty()) --unread_[name];
   OpContext ctx(*this, graph_, n, std::move(in));
   pending_release_.clear();
   def->plan(ctx);
@@ -344,6 +379,7 @@ Plan Planner::build(const std::vector<Shape>& input_shapes) {
   if (input_shapes.size() != graph_.inputs.size())
     convoy::fail(str_cat(model, ": expected ", graph_.inputs.size(), " inputs, got ", input_shapes.size()));
   uses_ = graph_.use_counts();
+  unread_ = uses_;
   for (const auto& kv : graph_.constants) {
     PValue v;
     v.dtype = kv.second->dtype;

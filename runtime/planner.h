@@ -50,6 +50,7 @@ class Planner {
   };
   std::vector<PendingRelease> pending_release_;  // of the node being planned
   std::map<std::string, int> uses_;              // readers of each value (graph outputs count)
+  std::map<std::string, int> unread_;            // build(): readers not planned yet
   Plan plan_;
   std::map<std::string, PValue> values_;
 };

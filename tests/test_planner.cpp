@@ -357,6 +357,76 @@ struct TinyNet {
 TEST_CASE("planner: arena of a chain of convolutions") { check_net(chain_net()); }
 TEST_CASE("planner: arena of two residual diamonds") { check_net(diamond_net()); }
 TEST_CASE("planner: arena of a three-branch concat") { check_net(concat_net()); }
+
+// A conv with a fused residual writes its output over the residual when the conv is that
+// tensor's last reader (the second diamond: h is read by conv c, then by the fused d), and not
+// when the residual is a graph input (x, first diamond), is read later, or is a graph output.
+TEST_CASE("planner: a fused residual's buffer becomes the conv's output only at its last reader") {
+  auto step_of = [](const Plan& plan, const std::string& node) -> const Step& {
+    for (const Step& s : plan.steps)
+      if (s.node == node) return s;
+    FAIL("no step for node " << node);
+    return plan.steps.front();
+  };
+  {
+    Graph g = diamond_net().g;
+    optimize_graph(g);
+    const Plan plan = Planner(g, 1).build({{2, 8, 12, 12}});
+    const Step& d = step_of(plan, "d");
+    REQUIRE(d.in.size() == 4);
+    REQUIRE(d.in[3].buffer >= 0);
+    CHECK(d.out[0].buffer == d.in[3].buffer);  // over h
+    const Step& b = step_of(plan, "bconv");
+    REQUIRE(b.in[3].buffer >= 0);
+    CHECK(b.out[0].buffer != b.in[3].buffer);  // x is the graph input
+    check_plan_invariants(plan);
+  }
+  {
+    // h also a graph output: kept.
+    TestNet net = diamond_net();
+    net.g.outputs.push_back("h");
+    optimize_graph(net.g);
+    const Plan plan = Planner(net.g, 1).build({{2, 8, 12, 12}});
+    const Step& d = step_of(plan, "d");
+    REQUIRE(d.in[3].buffer >= 0);
+    CHECK(d.out[0].buffer != d.in[3].buffer);
+    const auto x = random_floats(numel(net.x_shape), 7);
+    const auto outs = run_graph(net.g, {net.x_shape}, {x}).outputs;
+    REQUIRE(outs.size() == 2);
+    check_close(outs[0], net.reference(diamond_net().g, x));
+    const Shape sh = {2, 8, 12, 12}, ws = {8, 8, 3, 3};
+    auto conv = [&](const std::vector<float>& in, const char* w, const char* bias) {
+      return naive_conv2d(in, sh, const_values(net.g, w), ws, net.g.constant(bias)->f32(), 1, 1);
+    };
+    check_close(outs[1], naive_relu(add(conv(naive_relu(conv(x, "wa", "ba")), "wb", "bb"), x)));
+  }
+  {
+    // y = relu(conv(r) + r): the conv reads r everywhere, so its output cannot go over r.
+    GraphBuilder gb;
+    gb.input("x", {1, 8, 10, 10});
+    gb.constant("w", {8, 8, 3, 3}, -0.3f, 0.3f);
+    gb.constant("b", {8});
+    gb.node("Relu", {"x"}, "r");
+    gb.node("Conv", {"r", "w", "b"}, "c", kPad1);
+    gb.node("Add", {"c", "r"}, "s");
+    gb.node("Relu", {"s"}, "y");
+    gb.output("y");
+    Graph g = gb.graph();
+    Graph unfused = g;
+    optimize_graph(g);
+    const Plan plan = Planner(g, 1).build({{1, 8, 10, 10}});
+    const Step& c = step_of(plan, "c");
+    REQUIRE(c.in.size() == 4);
+    REQUIRE(c.in[3].buffer >= 0);
+    CHECK(c.in[3].buffer == c.in[0].buffer);
+    CHECK(c.out[0].buffer != c.in[3].buffer);
+    const auto x = random_floats(100 * 8, 9);
+    const auto r = naive_relu(x);
+    const auto want =
+        naive_relu(add(naive_conv2d(r, {1, 8, 10, 10}, const_values(unfused, "w"), {8, 8, 3, 3}, unfused.constant("b")->f32(), 1, 1), r));
+    check_close(run_graph(g, {{1, 8, 10, 10}}, {x}).outputs[0], want);
+  }
+}
 TEST_CASE("planner: arena of an elementwise net with a skip, a pool and a concat") { check_net(elementwise_net()); }
 
 TEST_CASE("planner: assign_arena_offsets on hand-made lifetimes") {
