@@ -86,16 +86,25 @@ inline size_t kdim(const Conv2dParams& p) { return p.C / p.group * p.KH * p.KW; 
 // GEMM's column vectors (49 columns run as 64 on AVX-512). There the GEMM is transposed:
 // out^T[pixels][M] = col^T * W^T, vectorised over the output channels (full vectors) with the
 // pixels as the micro-kernel's rows (49 rows as 56), then transposed into NCHW. Independent of
-// the target and of the thread count (the weights' packed layout depends on it). K >= 512: the
+// the thread count (the weights' packed layout depends on it; the choice depends on the target's
+// panel layout, like the packing itself). K >= 512: the
 // transposition costs about as much as a K = 256 GEMM gains (ResNet-18's 1x1 downsample into
 // 7x7 ran 15% slower, ResNet-50's K = 512..4608 layers 3-10% faster).
+// Where the GEMM runs a block's last few columns vectorised over rows (AVX-512: 49 = 48 + 1,
+// gemm.h edge_cols), 1x1 convs stay in the usual orientation, with no transpositions: ResNet-50's
+// 7x7 1x1 convs 0.02-0.08 ms faster each in the model (1 thread, 4 alternating rounds), 12
+// chained 2048/512-channel ones 12.9-13.8 -> 12.5-12.9 ms; its 3x3 stride-2 conv into 7x7 was
+// 0.1 ms slower there, so larger kernels keep the transposed path.
 inline constexpr size_t kTransposedMaxPixels = 64;
 inline constexpr size_t kTransposedMinM = 64;
 inline constexpr size_t kTransposedMinK = 512;
 inline bool transposed(const Conv2dParams& p) {
   const size_t ohw = p.OH * p.OW;
-  return p.group == 1 && ohw < kTransposedMaxPixels && ohw % 16 != 0 &&
-         p.M >= kTransposedMinM && kdim(p) >= kTransposedMinK;
+  if (!(p.group == 1 && ohw < kTransposedMaxPixels && ohw % 16 != 0 && p.M >= kTransposedMinM &&
+        kdim(p) >= kTransposedMinK))
+    return false;
+  const GemmPanelLayout lay = gemm_panel_layout();
+  return !(p.KH * p.KW == 1 && ohw % lay.lanes <= lay.edge_cols);
 }
 
 // Output pixels per im2col tile. The col tile (K x P floats) is sized to stay in L2; with few

@@ -1140,7 +1140,7 @@ void gemm_unpack_a_impl(size_t M, size_t K, const float* a_packed, float* a) {
 
 void gemm_panel_layout_impl(GemmPanelLayout* out) {
   const size_t L = hn::Lanes(DF());
-  *out = GemmPanelLayout{kMR, kNV * L, L};
+  *out = GemmPanelLayout{kMR, kNV * L, L, kEdgeMaxCols};
 }
 
 }  // namespace convoy::kernels::HWY_NAMESPACE

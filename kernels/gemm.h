@@ -37,8 +37,10 @@ void gemm(const GemmParams& p, const float* a, const float* b, float* c, float* 
 //   packed B: panels of `nr` columns, panel q at b_packed + q*nr*K, each [K][w] with
 //             w = min(nr, round_up(N - q*nr, lanes)); columns past N must hold finite values
 //             (they feed lanes that are never stored).
+// edge_cols: a block's last columns past a whole vector that run vectorised over rows when
+// there are at most this many (0: a last partial vector runs as a whole one).
 struct GemmPanelLayout {
-  size_t mr, nr, lanes;
+  size_t mr, nr, lanes, edge_cols;
 };
 GemmPanelLayout gemm_panel_layout();
 size_t gemm_packed_a_floats(size_t M, size_t K);
