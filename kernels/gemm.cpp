@@ -665,8 +665,9 @@ void edge_kernel(const float* a, size_t pstride, size_t mc, const float* b, size
 // B panels do not fit L1 beside the A stream anyway at kc = 256); at batch 8, where C and the
 // residual come from DRAM, that is what the hardware prefetchers follow: ResNet-50's layer1
 // conv3 at batch 8 (K = 64, fused residual) 67 -> 86 GFLOP/s. Rows outer also prefetches (RowPrefetch)
-// the next row panel's C and residual rows on the first K block, and b_next (the B rows the
-// thread reads in place or packs next) over the whole block.
+// the next row panel's C and residual rows on the first K block. Either way b_next (given: the
+// B data the thread reads next, its in-place rows or its next packed panel block) is fetched
+// over the whole block's micro-kernel calls.
 struct BlockOut {
   float* c;
   size_t ldc;
@@ -677,8 +678,7 @@ struct BlockOut {
 
 // B read in place (ld != 0): b points at the block's first row and column, rows ld floats apart;
 // the panels from column tail_c0 on (the last one, when its width is not a whole number of
-// vectors) come packed at `tail`. prefetch_b (the next packed panel into L2) needs packed B;
-// after the block's last panel it fetches b_after instead (as that stream says), when given.
+// vectors) come packed at `tail`.
 struct BInPlace {
   size_t ld = 0;
   const float* tail = nullptr;
@@ -687,8 +687,7 @@ struct BInPlace {
 
 void macro_block(const float* a, size_t a_kdim, size_t ka, size_t mc, const float* b, size_t b_kdim, size_t kb,
                  size_t n, size_t kc, const BlockOut& o, const MergeCtx& m, bool rows_outer = false,
-                 const RowPrefetch* b_next = nullptr, bool prefetch_b = false, const BInPlace& ip = BInPlace{},
-                 const RowPrefetch* b_after = nullptr) {
+                 const RowPrefetch* b_next = nullptr, const BInPlace& ip = BInPlace{}) {
   const DF d;
   const size_t L = hn::Lanes(d);
   const size_t NR = kNV * L;
@@ -747,26 +746,19 @@ void macro_block(const float* a, size_t a_kdim, size_t ka, size_t mc, const floa
   }
   Prefetches pf;
   const size_t bursts = div_up(kc, kPrefetchEvery), row_calls = div_up(mc, kMR);
+  if (b_next) {
+    pf.s[0] = *b_next;
+    pf.s[0].step = div_up(pf.s[0].total(), std::max<size_t>(1, div_up(nv, NR)) * row_calls * bursts);
+  }
   for (size_t c0 = 0; c0 < nv; c0 += NR) {
     const size_t w = panel_width(n, c0, NR, L), nr = std::min(NR, nv - c0);
     size_t bs;
     const float* bp = b_panel(c0, w, &bs);
-    if (prefetch_b && c0 + NR < n) {
-      const size_t w1 = panel_width(n, c0 + NR, NR, L);
-      pf.s[0] = row_prefetch(b + (c0 + NR) * b_kdim + kb * w1, 0, 1, kc * w1, false);
-      pf.s[0].to_l2 = true;
-      pf.s[0].step = div_up(pf.s[0].total(), row_calls * bursts);
-    } else if (prefetch_b && b_after) {
-      pf.s[0] = *b_after;
-      pf.s[0].step = div_up(pf.s[0].total(), row_calls * bursts);
-    } else {
-      pf.s[0] = RowPrefetch{};
-    }
     for (size_t r0 = 0; r0 < mc; r0 += kMR) {
       const size_t off = r0 * o.ldc + c0;
       TileOut t{o.c + off, o.ldc, o.res ? o.res + off : nullptr, nullptr, o.bias_per_row, std::min(kMR, mc - r0), nr};
       if (o.bias) t.bias = o.bias_per_row ? o.bias + r0 : o.bias + c0;
-      if (prefetch_b) t.pf = &pf;
+      if (b_next) t.pf = &pf;
       micro_kernel_nv(div_up(nr, L), a + r0 * a_kdim + ka * kMR, bp, kc, bs, t, m, tile);
     }
   }
@@ -861,7 +853,7 @@ void gemm_blocked(const GemmParams& p, const float* a, const float* a_packed, co
         }
         const float* bsrc =
             b_in_place ? bb + static_cast<ptrdiff_t>(k0) * p.b_rs + static_cast<ptrdiff_t>(j0) : bpack;
-        macro_block(ab, kc, 0, mc, bsrc, kc, 0, nc, kc, out, m, rows_outer, &next, false, ip);
+        macro_block(ab, kc, 0, mc, bsrc, kc, 0, nc, kc, out, m, rows_outer, prefetch ? &next : nullptr, ip);
       } else {
         pack_a(p, a + static_cast<ptrdiff_t>(bi) * p.a_bs, i0, mc, k0, kc, apack);
         macro_block(apack, kc, 0, mc, bpack, kc, 0, nc, kc, out, m);
@@ -1156,7 +1148,7 @@ void gemm_packed_ab_impl(const GemmParams& p, const float* a_packed, const float
           next = row_prefetch(b_packed + (c0 + NR) * p.K, 0, 1, std::min(kc, p.K) * w1, false);
         }
         macro_block(a_packed + k0 * round_up(p.M, kMR) + i0 * kcb, kcb, 0, mc, b_packed + c0 * p.K, p.K, k0, nq, kcb,
-                    out, m, false, nullptr, true, BInPlace{}, &next);
+                    out, m, false, &next);
       }
     }
   }
