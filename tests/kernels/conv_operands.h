@@ -3,7 +3,10 @@
 // `p` pointed at the bias/residual the case asks for, and the double reference output.
 #pragma once
 
+#include <doctest/doctest.h>
+
 #include <cstddef>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -34,6 +37,27 @@ inline ConvOperands conv_operands(std::mt19937& rng, kernels::Conv2dParams& p, b
   p.ep.beta = 0.5f;
   ref::conv2d_ref(p, o.in.data(), o.w.data(), o.want, o.mag);
   return o;
+}
+
+// The residual in the output buffer itself (the planner runs a conv over its residual when the
+// conv is that tensor's last reader): `run(q, out, threads, par)` computes p with q's residual
+// at `out`, which holds ops.res; the result must be `want` bit for bit, at 1 and 3 threads.
+template <class Run>
+void check_residual_in_output(const kernels::Conv2dParams& p, const ConvOperands& ops, const std::vector<float>& want,
+                              Run run) {
+  if (!p.ep.residual) return;
+  for (size_t t : {size_t{1}, size_t{3}}) {
+    std::vector<float> io(ops.res);
+    kernels::Conv2dParams q = p;
+    q.ep.residual = io.data();
+    if (t == 1) {
+      run(q, io.data(), t, kernels::SerialParallel());
+    } else {
+      run(q, io.data(), t, ThreadParallel(t));
+    }
+    CHECK_MESSAGE(std::memcmp(want.data(), io.data(), want.size() * sizeof(float)) == 0,
+                  "residual in the output, threads ", t);
+  }
 }
 
 }  // namespace convoy::kernel_test

@@ -146,22 +146,11 @@ void run_case(const Case& cs, std::mt19937& rng) {
       }
     }
     CHECK(std::memcmp(got[0].data(), got[1].data(), out_size * sizeof(float)) == 0);
-    if (p.ep.residual) {
-      // The residual in the output buffer itself (the planner's in-place residual): the same bits.
-      for (size_t t : {size_t{1}, size_t{3}}) {
-        Buffer io(out_size, 0, 0.f);
-        std::copy(ops.res.begin(), ops.res.end(), io.data);
-        Conv2dParams q = p;
-        q.ep.residual = io.data;
-        Buffer scratch(kernels::conv_direct_scratch_floats(q, t), 0, std::numeric_limits<float>::quiet_NaN());
-        if (t == 1) {
-          kernels::conv_direct(q, in.data(), packed.data(), io.data, scratch.data, kernels::SerialParallel());
-        } else {
-          kernels::conv_direct(q, in.data(), packed.data(), io.data, scratch.data, kernel_test::ThreadParallel(t));
-        }
-        CHECK_MESSAGE(std::memcmp(got[0].data(), io.data, out_size * sizeof(float)) == 0, "residual in the output, threads ", t);
-      }
-    }
+    kernel_test::check_residual_in_output(p, ops, got[0], [&](const Conv2dParams& q, float* out, size_t t,
+                                                              const kernels::Parallel& par) {
+      Buffer scratch(kernels::conv_direct_scratch_floats(q, t), 0, std::numeric_limits<float>::quiet_NaN());
+      kernels::conv_direct(q, in.data(), packed.data(), out, scratch.data, par);
+    });
   });
 }
 

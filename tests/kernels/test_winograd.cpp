@@ -134,21 +134,11 @@ double run_case(const Case& cs, std::mt19937& rng) {
   CHECK(std::memcmp(got[0].data(), got[1].data(), out_size * sizeof(float)) == 0);
   CHECK(std::memcmp(got[0].data(), got[2].data(), out_size * sizeof(float)) == 0);
   CHECK(std::memcmp(got[0].data(), got[3].data(), out_size * sizeof(float)) == 0);
-  if (p.ep.residual) {
-    // The residual in the output buffer itself (the planner's in-place residual): the same bits.
-    for (size_t t : {size_t{1}, size_t{3}}) {
-      std::vector<float> io(ops.res);
-      Conv2dParams q = p;
-      q.ep.residual = io.data();
-      std::vector<float> scratch(kernels::winograd_scratch_floats(q, t) + 16);
-      if (t == 1) {
-        kernels::winograd_conv(q, in.data(), packed.data(), io.data(), scratch.data(), kernels::SerialParallel());
-      } else {
-        kernels::winograd_conv(q, in.data(), packed.data(), io.data(), scratch.data(), kernel_test::ThreadParallel(t));
-      }
-      CHECK_MESSAGE(std::memcmp(got[0].data(), io.data(), out_size * sizeof(float)) == 0, "residual in the output, threads ", t);
-    }
-  }
+  kernel_test::check_residual_in_output(p, ops, got[0], [&](const Conv2dParams& q, float* out, size_t t,
+                                                            const kernels::Parallel& par) {
+    std::vector<float> scratch(kernels::winograd_scratch_floats(q, t) + 16);
+    kernels::winograd_conv(q, in.data(), packed.data(), out, scratch.data(), par);
+  });
   return worst;
 }
 
