@@ -13,7 +13,8 @@ size_t hardware_threads() {
   return n == 0 ? 1 : n;
 }
 
-ThreadPool::ThreadPool(size_t threads) : ranges_(new Range[std::max<size_t>(threads, 1)]) {
+ThreadPool::ThreadPool(size_t threads)
+    : ranges_(new Range[std::max<size_t>(threads, 1)]), slots_(new Slot[std::max<size_t>(threads, 1)]) {
   for (size_t i = 1; i < std::max<size_t>(threads, 1); ++i) workers_.emplace_back([this, i] { worker(i); });
 }
 
@@ -85,8 +86,18 @@ void ThreadPool::worker(size_t index) {
   uint64_t seen = 0;
   while (await_job(seen)) {
     seen = generation_.load(std::memory_order_acquire);
+    // A worker that comes late (its CPU taken by another process, a slow wake-up) finds the job
+    // closed and waits for the next one: the caller never waits for a thread that has not begun.
+    // seq_cst store then load, against run()'s seq_cst store of closed_ then load of the slot:
+    // either this worker sees the job closed, or run() sees it inside and waits for it.
+    std::atomic<uint64_t>& slot = slots_[index].job;
+    slot.store(seen);
+    if (closed_.load() >= seen) {
+      slot.store(0, std::memory_order_relaxed);
+      continue;
+    }
     work(index);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    slot.store(0, std::memory_order_release);  // this thread's results, to the caller
   }
 }
 
@@ -105,15 +116,20 @@ void ThreadPool::run(size_t n_tasks, const std::function<void(size_t, size_t)>& 
   grain_ = n_tasks >= 64 * threads ? n_tasks / (16 * threads) : 1;
   for (size_t t = 0; t < threads; ++t)
     ranges_[t].span.store(pack(t * n_tasks / threads, (t + 1) * n_tasks / threads), std::memory_order_relaxed);
-  pending_.store(workers_.size(), std::memory_order_relaxed);
-  generation_.fetch_add(1);  // seq_cst: publishes the job, ordered before the sleepers_ read
+  // seq_cst: publishes the job, ordered before the sleepers_ read
+  const uint64_t generation = generation_.fetch_add(1) + 1;
   if (sleepers_.load() > 0) {
     { std::lock_guard<std::mutex> lock(mu_); }
     wake_.notify_all();
   }
   work(0);
-  // Every worker acknowledges the generation before the job's state may be reused.
-  kernels::spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
+  // Every task has been claimed: close the job, so that no worker enters it once its state may
+  // be reused, and wait for the workers inside it to finish their tasks (acquire: their
+  // results). Workers that have not entered by then are not waited for (ORT's pool likewise runs
+  // what nobody took). Each worker writes only its own slot's cache line; the caller reads them.
+  closed_.store(generation);
+  for (size_t w = 1; w <= workers_.size(); ++w)
+    kernels::spin_until([&] { return slots_[w].job.load() != generation; });
   job_ = nullptr;
 }
 
