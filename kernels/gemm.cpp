@@ -574,7 +574,8 @@ inline constexpr size_t kEdgeMaxCols = 8;
 #else
 inline constexpr size_t kEdgeMaxCols = 0;
 #endif
-inline constexpr size_t kEdgePanels = 6, kEdgeCols = 4;
+// Unused where kEdgeMaxCols is 0 (clang warns).
+[[maybe_unused]] inline constexpr size_t kEdgePanels = 6, kEdgeCols = 4;
 
 // Columns of an n-column block taken by edge_kernel (0: none).
 HWY_INLINE size_t edge_cols(size_t n, size_t lanes) {
