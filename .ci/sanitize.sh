@@ -6,7 +6,8 @@
 #   2. build-tsan/ (gcc, TSan): test_concurrency and test_thread_pool.
 # Both builds use CONVOY_NATIVE_ONLY=ON: Highway code compiled for this CPU's best target only,
 # the one its kernels dispatch to (the Release build of test.sh tests every target). Measured
-# on the 2-core AVX2 CI-size VM: ASan build 8m47s -> 5m44s, test_kernels under ASan 338 s -> 89 s.
+# on the 2-core AVX2 CI-size VM: ASan build 8m47s -> 5m38s, test_kernels under ASan 338 s -> 89 s;
+# the whole of this script 19m21s -> 10m59s.
 # Subset under ASan+UBSan, chosen for the 25-minute CI budget on 2 cores:
 #   test_c_api           C API incl. every error path (LSan: no leaks on errors)
 #   test_hostile_models  hostile models of issue 6
@@ -38,7 +39,10 @@ stage() { echo "sanitize.sh: $* ($((SECONDS / 60))m$((SECONDS % 60))s)"; }
 
 # ---- 1. ASan + UBSan (clang), plus the fuzz target from the same instrumented library ----
 stage "configure build-sanitize (clang, ASan+UBSan)"
+# -O1 with line tables only: ASan's usual setting; builds in 5m00s instead of 5m38s, runs as fast.
 CC=clang CXX=clang++ cmake -S . -B "$asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" \
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" \
   -DCONVOY_SANITIZE=ON -DCONVOY_FUZZ=ON -DCONVOY_PYTHON=OFF -DCONVOY_NATIVE_ONLY=ON -DCONVOY_TEST_DATA="$CONVOY_TEST_DATA" >/dev/null
 stage "build ${asan_tests[*]} fuzz_load convoy_cli"
 cmake --build "$asan" -j"$jobs" --target "${asan_tests[@]}" fuzz_load convoy_cli
