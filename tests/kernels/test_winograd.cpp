@@ -164,6 +164,8 @@ const Case kCases[] = {
     {1, 32, 40, 40, 130, 1, 1, 1, 1, true, true, Activation::kRelu},    // staged, channel chunks
     {1, 600, 30, 30, 32, 1, 1, 1, 1, true, true, Activation::kRelu},     // 64 tiles x 600 channels: staged
     {1, 256, 14, 14, 64, 1, 1, 1, 1, true, true, Activation::kRelu},     // lean: ResNet stage 3 (16 tiles)
+    {1, 128, 28, 28, 40, 1, 1, 1, 1, true, true, Activation::kRelu},    // lean: ResNet stage 2 (7 tiles per row)
+    {2, 45, 20, 18, 24, 1, 1, 0, 1, true, false, Activation::kNone},     // lean, 5 tiles per row: batch 2, block tail
     {1, 48, 13, 13, 40, 1, 1, 1, 1, true, false, Activation::kRelu},     // lean: AlexNet's 13x13 maps
     {1, 20, 2, 124, 24, 1, 1, 1, 1, false, true, Activation::kNone},     // lean: 31 tiles, two gather chunks
     {1, 37, 7, 7, 20, 1, 1, 1, 1, true, true, Activation::kNone},        // lean: 4 channels per gather, tail of 1
