@@ -814,6 +814,66 @@ void conv_im2col_shared(const Conv2dParams& p, const float* in, const float* w, 
 // column, then out[m][pixel] = act(out^T[pixel][m] + residual), vectorised over pixels with
 // gathers. Tasks own whole B panels (output channels): the per-element arithmetic is that of one
 // panel whatever the split, so results do not depend on the thread count.
+// out[m][x] = act(ct[x][m] + residual[m][x]) for channels [j0, j0 + 8 k) and pixels [r0, min(r1,
+// OH OW)), in 8 x 8 blocks transposed in registers (AVX2: 8 row loads, 24 shuffles, 8 row stores,
+// where the gathers of the column-by-column path took 8 x ~20 cycles: 70% of that stage in
+// ResNet-50's layer 4), the last pixels a vector of channels at a time. Returns 8 k, the channels
+// done (0 on other targets).
+// The same additions and activation as the gather path, so the same results.
+size_t transpose_blocks(const Conv2dParams& p, const float* ct, size_t ldc, size_t j0, size_t j1, size_t r0,
+                        size_t r1, float* out, const float* res) {
+#if HWY_TARGET == HWY_AVX2
+  const DF d;
+  const hn::Repartition<double, DF> dd;
+  const size_t ohw = p.OH * p.OW;
+  const size_t m_end = j0 + (j1 - j0) / 8 * 8, x_end = r0 + (std::min(r1, ohw) - r0) / 8 * 8;
+  const auto lo64 = [&](VF a, VF b) { return hn::BitCast(d, hn::InterleaveLower(dd, hn::BitCast(dd, a), hn::BitCast(dd, b))); };
+  const auto hi64 = [&](VF a, VF b) { return hn::BitCast(d, hn::InterleaveUpper(dd, hn::BitCast(dd, a), hn::BitCast(dd, b))); };
+  for (size_t m0 = j0; m0 < m_end; m0 += 8) {
+    for (size_t x = r0; x < x_end; x += 8) {
+      VF r[8], t[8], u[8], c[8];
+      for (size_t i = 0; i < 8; ++i) r[i] = hn::LoadU(d, ct + (x + i) * ldc + m0);
+      for (size_t i = 0; i < 8; i += 2) {
+        t[i] = hn::InterleaveLower(d, r[i], r[i + 1]);
+        t[i + 1] = hn::InterleaveUpper(d, r[i], r[i + 1]);
+      }
+      for (size_t h = 0; h < 8; h += 4) {
+        u[h] = lo64(t[h], t[h + 2]);
+        u[h + 1] = hi64(t[h], t[h + 2]);
+        u[h + 2] = lo64(t[h + 1], t[h + 3]);
+        u[h + 3] = hi64(t[h + 1], t[h + 3]);
+      }
+      for (size_t k = 0; k < 4; ++k) {
+        c[k] = hn::ConcatLowerLower(d, u[4 + k], u[k]);
+        c[4 + k] = hn::ConcatUpperUpper(d, u[4 + k], u[k]);
+      }
+      for (size_t k = 0; k < 8; ++k) {
+        const size_t o = (m0 + k) * ohw + x;
+        VF v = c[k];
+        if (res) v = hn::Add(v, hn::LoadU(d, res + o));
+        hn::StoreU(activate_vec(d, v, p.ep), d, out + o);
+      }
+    }
+    // The last pixels (fewer than 8): one vector of 8 channels per pixel, scattered through a
+    // buffer.
+    for (size_t x = x_end; x < std::min(r1, ohw); ++x) {
+      HWY_ALIGN float buf[8];
+      VF v = hn::LoadU(d, ct + x * ldc + m0);
+      if (res) {
+        for (size_t k = 0; k < 8; ++k) buf[k] = res[(m0 + k) * ohw + x];
+        v = hn::Add(v, hn::Load(d, buf));
+      }
+      hn::Store(activate_vec(d, v, p.ep), d, buf);
+      for (size_t k = 0; k < 8; ++k) out[(m0 + k) * ohw + x] = buf[k];
+    }
+  }
+  return m_end - j0;
+#else
+  (void)p, (void)ct, (void)ldc, (void)j0, (void)j1, (void)r0, (void)r1, (void)out, (void)res;
+  return 0;
+#endif
+}
+
 void conv_transposed(const Conv2dParams& p, const float* in, const float* w, float* out, float* scratch,
                      const Parallel& par) {
   const DF d;
@@ -892,7 +952,10 @@ void conv_transposed(const Conv2dParams& p, const float* in, const float* w, flo
       gp.ep.bias = p.ep.bias ? p.ep.bias + j0 : nullptr;
       gemm_packed_ab(gp, a_packed, w + j0 * K, ct + j0, r0, r1);
       float* st = stage + thread * tg.stage;
-      for (size_t m = j0; m < j1; ++m) {
+      // Whole 8 x 8 blocks (AVX2) transposed in registers; the rest gathered column by column.
+      const size_t m_fast = j0 + transpose_blocks(p, ct, tg.ldc, j0, j1, r0, r1, out + out_n,
+                                                  p.ep.residual ? p.ep.residual + out_n : nullptr);
+      for (size_t m = m_fast; m < j1; ++m) {
         float* orow = out + out_n + m * ohw;
         const float* rrow = p.ep.residual ? p.ep.residual + out_n + m * ohw : nullptr;
         for (size_t x = r0; x < r1; x += L) {
