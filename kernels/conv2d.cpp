@@ -809,11 +809,6 @@ void conv_im2col_shared(const Conv2dParams& p, const float* in, const float* w, 
   }
 }
 
-// Transposed GEMM for small maps (see transposed()): per image, A = col^T [ohw][K] packed per
-// run, B = W^T [K][M] packed at plan time (gemm.h's packed-B layout), out^T [ohw][M] + bias per
-// column, then out[m][pixel] = act(out^T[pixel][m] + residual), vectorised over pixels with
-// gathers. Tasks own whole B panels (output channels): the per-element arithmetic is that of one
-// panel whatever the split, so results do not depend on the thread count.
 // out[m][x] = act(ct[x][m] + residual[m][x]) for channels [j0, j0 + 8 k) and pixels [r0, min(r1,
 // OH OW)), in 8 x 8 blocks transposed in registers (AVX2: 8 row loads, 24 shuffles, 8 row stores,
 // where the gathers of the column-by-column path took 8 x ~20 cycles: 70% of that stage in
@@ -827,8 +822,12 @@ size_t transpose_blocks(const Conv2dParams& p, const float* ct, size_t ldc, size
   const hn::Repartition<double, DF> dd;
   const size_t ohw = p.OH * p.OW;
   const size_t m_end = j0 + (j1 - j0) / 8 * 8, x_end = r0 + (std::min(r1, ohw) - r0) / 8 * 8;
-  const auto lo64 = [&](VF a, VF b) { return hn::BitCast(d, hn::InterleaveLower(dd, hn::BitCast(dd, a), hn::BitCast(dd, b))); };
-  const auto hi64 = [&](VF a, VF b) { return hn::BitCast(d, hn::InterleaveUpper(dd, hn::BitCast(dd, a), hn::BitCast(dd, b))); };
+  const auto lo64 = [&](VF a, VF b) {
+    return hn::BitCast(d, hn::InterleaveLower(dd, hn::BitCast(dd, a), hn::BitCast(dd, b)));
+  };
+  const auto hi64 = [&](VF a, VF b) {
+    return hn::BitCast(d, hn::InterleaveUpper(dd, hn::BitCast(dd, a), hn::BitCast(dd, b)));
+  };
   for (size_t m0 = j0; m0 < m_end; m0 += 8) {
     for (size_t x = r0; x < x_end; x += 8) {
       VF r[8], t[8], u[8], c[8];
@@ -874,6 +873,12 @@ size_t transpose_blocks(const Conv2dParams& p, const float* ct, size_t ldc, size
 #endif
 }
 
+// Transposed GEMM for small maps (see transposed()): per image, A = col^T [ohw][K] packed per
+// run, B = W^T [K][M] packed at plan time (gemm.h's packed-B layout), out^T [ohw][M] + bias per
+// column, then out[m][pixel] = act(out^T[pixel][m] + residual): 8 x 8 register transposes on
+// AVX2 (transpose_blocks), elsewhere and for the channels past them vectorised over pixels with
+// gathers. Tasks own whole B panels (output channels): the per-element arithmetic is that of one
+// panel whatever the split, so results do not depend on the thread count.
 void conv_transposed(const Conv2dParams& p, const float* in, const float* w, float* out, float* scratch,
                      const Parallel& par) {
   const DF d;

@@ -323,7 +323,7 @@ void input_transform(const Conv2dParams& p, const Geom& g, const float* in, size
             hn::LoadInterleaved2(df, tr + 2 * q + 4, d[4], d[5]);
           }
           bt6(d, o);
-          #pragma GCC unroll 6
+#pragma GCC unroll 6
           for (size_t j = 0; j < 6; ++j) hn::StoreU(o[j], df, vi + j * vx + q);
         }
       }
