@@ -296,6 +296,7 @@ inline TrGeom tr_geom(const Conv2dParams& p) {
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "kernels/epilogue-inl.h"
+#include "kernels/transpose-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace convoy::kernels::HWY_NAMESPACE {
@@ -819,33 +820,13 @@ size_t transpose_blocks(const Conv2dParams& p, const float* ct, size_t ldc, size
                         size_t r1, float* out, const float* res) {
 #if HWY_TARGET == HWY_AVX2
   const DF d;
-  const hn::Repartition<double, DF> dd;
   const size_t ohw = p.OH * p.OW;
   const size_t m_end = j0 + (j1 - j0) / 8 * 8, x_end = r0 + (std::min(r1, ohw) - r0) / 8 * 8;
-  const auto lo64 = [&](VF a, VF b) {
-    return hn::BitCast(d, hn::InterleaveLower(dd, hn::BitCast(dd, a), hn::BitCast(dd, b)));
-  };
-  const auto hi64 = [&](VF a, VF b) {
-    return hn::BitCast(d, hn::InterleaveUpper(dd, hn::BitCast(dd, a), hn::BitCast(dd, b)));
-  };
   for (size_t m0 = j0; m0 < m_end; m0 += 8) {
     for (size_t x = r0; x < x_end; x += 8) {
-      VF r[8], t[8], u[8], c[8];
+      VF r[8], c[8];
       for (size_t i = 0; i < 8; ++i) r[i] = hn::LoadU(d, ct + (x + i) * ldc + m0);
-      for (size_t i = 0; i < 8; i += 2) {
-        t[i] = hn::InterleaveLower(d, r[i], r[i + 1]);
-        t[i + 1] = hn::InterleaveUpper(d, r[i], r[i + 1]);
-      }
-      for (size_t h = 0; h < 8; h += 4) {
-        u[h] = lo64(t[h], t[h + 2]);
-        u[h + 1] = hi64(t[h], t[h + 2]);
-        u[h + 2] = lo64(t[h + 1], t[h + 3]);
-        u[h + 3] = hi64(t[h + 1], t[h + 3]);
-      }
-      for (size_t k = 0; k < 4; ++k) {
-        c[k] = hn::ConcatLowerLower(d, u[4 + k], u[k]);
-        c[4 + k] = hn::ConcatUpperUpper(d, u[4 + k], u[k]);
-      }
+      transpose8x8(d, r, c);
       for (size_t k = 0; k < 8; ++k) {
         const size_t o = (m0 + k) * ohw + x;
         VF v = c[k];
