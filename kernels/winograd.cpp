@@ -259,6 +259,33 @@ class RunSync {
   size_t n_flags_;
 };
 
+// Input rows y0 .. y0 + 5 of a plane (y0 counted in padded rows) staged in P (6 rows Wb floats
+// apart, xv columns: the plane's columns [ix0 + lo, ix0 + hi) at lo, zeros elsewhere and for rows
+// outside the plane), then their vertical transform B^T d into Tv (same layout), vectorised over
+// columns. Shared by the staged and the lean row-wise input transforms.
+HWY_INLINE void stage_vertical(const Conv2dParams& p, const float* plane, size_t y0, ptrdiff_t ix0, ptrdiff_t lo,
+                               ptrdiff_t hi, size_t xv, size_t Wb, float* HWY_RESTRICT P, float* HWY_RESTRICT Tv) {
+  const DF df;
+  const ptrdiff_t H = static_cast<ptrdiff_t>(p.H), W = static_cast<ptrdiff_t>(p.W);
+  for (size_t k = 0; k < 6; ++k) {
+    float* row = P + k * Wb;
+    const ptrdiff_t iy = static_cast<ptrdiff_t>(y0 + k) - static_cast<ptrdiff_t>(p.pad_top);
+    if (iy < 0 || iy >= H || hi <= lo) {
+      std::fill(row, row + xv, 0.f);
+      continue;
+    }
+    std::fill(row, row + lo, 0.f);
+    std::memcpy(row + lo, plane + (iy * W + ix0 + lo), static_cast<size_t>(hi - lo) * sizeof(float));
+    std::fill(row + hi, row + xv, 0.f);
+  }
+  for (size_t x = 0; x < xv; x += kL) {
+    VF d[6], o[6];
+    for (size_t k = 0; k < 6; ++k) d[k] = hn::LoadU(df, P + k * Wb + x);
+    bt6(d, o);
+    for (size_t i = 0; i < 6; ++i) hn::StoreU(o[i], df, Tv + i * Wb + x);
+  }
+}
+
 // Input transform of tiles [t_begin, t_end) into V[xi][c][t - t_begin] (row stride g.TBs); tiles
 // of kM x kM outputs (g.m), whose 6x6 input patches start kM apart.
 // P: 6 padded input rows, Tv: their vertical transform (g.Wb floats each).
@@ -266,7 +293,7 @@ template <size_t kM>
 void input_transform(const Conv2dParams& p, const Geom& g, const float* in, size_t t_begin, size_t t_end,
                      float* HWY_RESTRICT V, float* HWY_RESTRICT P, float* HWY_RESTRICT Tv) {
   const DF df;
-  const ptrdiff_t H = static_cast<ptrdiff_t>(p.H), W = static_cast<ptrdiff_t>(p.W);
+  const ptrdiff_t W = static_cast<ptrdiff_t>(p.W);
   // Strides in locals: Highway's stores may alias anything, so g's fields would be reloaded (and
   // the offsets remultiplied) after every store (56x56 maps, 64 channels on AVX2: the transform
   // ~15% faster, ~2% of the conv).
@@ -282,24 +309,7 @@ void input_transform(const Conv2dParams& p, const Geom& g, const float* in, size
     const size_t col = t - t_begin;
     for (size_t c = 0; c < p.C; ++c) {
       const float* plane = in + (n * p.C + c) * p.H * p.W;
-      for (size_t k = 0; k < 6; ++k) {
-        float* row = P + k * Wb;
-        const ptrdiff_t iy = static_cast<ptrdiff_t>(kM * ty + k) - static_cast<ptrdiff_t>(p.pad_top);
-        if (iy < 0 || iy >= H || hi <= lo) {
-          std::fill(row, row + xv, 0.f);
-          continue;
-        }
-        std::fill(row, row + lo, 0.f);
-        std::memcpy(row + lo, plane + (iy * W + ix0 + lo), static_cast<size_t>(hi - lo) * sizeof(float));
-        std::fill(row + hi, row + xv, 0.f);
-      }
-      // Vertical pass, vectorised over columns.
-      for (size_t x = 0; x < xv; x += kL) {
-        VF d[6], o[6];
-        for (size_t k = 0; k < 6; ++k) d[k] = hn::LoadU(df, P + k * Wb + x);
-        bt6(d, o);
-        for (size_t i = 0; i < 6; ++i) hn::StoreU(o[i], df, Tv + i * Wb + x);
-      }
+      stage_vertical(p, plane, kM * ty, ix0, lo, hi, xv, Wb, P, Tv);
       // Horizontal pass, vectorised over tiles: column kM q + k of tile q comes from the stride-kM
       // deinterleave at kM q (kM = 4: k = 0..3; 2: k = 0, 1), then at kM q + kM, ... Whole-vector
       // stores may run past this row's tiles into the next row's slots (rewritten later) or into
@@ -761,7 +771,7 @@ inline constexpr size_t kLeanRowsMinTw = kL == 8 ? 5 : SIZE_MAX;
 void input_transform_lean_rows(const Conv2dParams& p, const Geom& g, const float* in, size_t c_begin, size_t c_end,
                                float* HWY_RESTRICT V, float* HWY_RESTRICT P) {
   const DF df;
-  const ptrdiff_t H = static_cast<ptrdiff_t>(p.H), W = static_cast<ptrdiff_t>(p.W);
+  const ptrdiff_t W = static_cast<ptrdiff_t>(p.W);
   const size_t Wb = g.Wb, vx = g.vx, tw = g.tw, th = g.th;
   float* HWY_RESTRICT Tv = P + 6 * Wb;
   const size_t vt = round_up(tw, kL);          // tiles covered by whole vectors
@@ -774,23 +784,7 @@ void input_transform_lean_rows(const Conv2dParams& p, const Geom& g, const float
     for (size_t n = 0; n < p.N; ++n) {
       const float* plane = in + (n * p.C + c) * p.H * p.W;
       for (size_t ty = 0; ty < th; ++ty) {
-        for (size_t k = 0; k < 6; ++k) {
-          float* row = P + k * Wb;
-          const ptrdiff_t iy = static_cast<ptrdiff_t>(4 * ty + k) - static_cast<ptrdiff_t>(p.pad_top);
-          if (iy < 0 || iy >= H || hi <= lo) {
-            std::fill(row, row + xv, 0.f);
-            continue;
-          }
-          std::fill(row, row + lo, 0.f);
-          std::memcpy(row + lo, plane + (iy * W + ix0 + lo), static_cast<size_t>(hi - lo) * sizeof(float));
-          std::fill(row + hi, row + xv, 0.f);
-        }
-        for (size_t x = 0; x < xv; x += kL) {
-          VF d[6], o[6];
-          for (size_t k = 0; k < 6; ++k) d[k] = hn::LoadU(df, P + k * Wb + x);
-          bt6(d, o);
-          for (size_t i = 0; i < 6; ++i) hn::StoreU(o[i], df, Tv + i * Wb + x);
-        }
+        stage_vertical(p, plane, 4 * ty, ix0, lo, hi, xv, Wb, P, Tv);
         float* vt0 = vc + (n * th + ty) * tw;
         for (size_t i = 0; i < 6; ++i) {
           const float* tr = Tv + i * Wb;
