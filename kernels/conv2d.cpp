@@ -402,36 +402,31 @@ void stage_row(const Conv2dParams& p, const float* plane, size_t y, const RowGeo
 
 // dst[u] = src[u*sw] for u < n. src is a staged row (its slack covers the vector reads past n:
 // they end before src + (n-1)*sw + sw*L, and src + (n-1)*sw is at most the row's last column);
-// the last partial vector is a masked store, so nothing past dst[n) changes (the emulated masked
-// store of the narrower targets reads and rewrites up to a vector past it, inside the thread's
-// own scratch).
-HWY_INLINE void copy_strided(const float* HWY_RESTRICT src, size_t sw, size_t n, float* HWY_RESTRICT dst) {
+// unless `over`, the last partial vector is a masked store, so nothing past dst[n) changes (the
+// emulated masked store of the narrower targets reads and rewrites up to a vector past it, inside
+// the thread's own scratch).
+// over: the destination has room past n that the caller rewrites or never reads, so the last
+// partial vector is stored whole (up to a vector past dst + n) instead of masked (~6x the cost
+// of a whole store on AVX2: the transposed path's 7-pixel rows were all masked stores).
+HWY_INLINE void copy_strided(const float* HWY_RESTRICT src, size_t sw, size_t n, float* HWY_RESTRICT dst,
+                             bool over = false) {
   size_t u = 0;
 #if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
   if (sw == 1 || sw == 2 || sw == 4) {
     const DF d;
     const size_t L = hn::Lanes(d);
     for (; u + L <= n; u += L) hn::StoreU(load_strided(src + u * sw, sw), d, dst + u);
-    if (u < n) hn::BlendedStore(load_strided(src + u * sw, sw), hn::FirstN(d, n - u), d, dst + u);
+    if (u < n) {
+      if (over)
+        hn::StoreU(load_strided(src + u * sw, sw), d, dst + u);
+      else
+        hn::BlendedStore(load_strided(src + u * sw, sw), hn::FirstN(d, n - u), d, dst + u);
+    }
     return;
   }
 #endif
+  (void)over;
   for (; u < n; ++u) dst[u] = src[u * sw];  // other strides (and the one-lane targets)
-}
-
-// copy_strided for a destination with room past n: the last partial vector is stored whole (up
-// to a vector past dst + n, which the caller rewrites or never reads), not masked (~6x the cost
-// of a whole store on AVX2: the transposed path's 7-pixel rows were all masked stores).
-HWY_INLINE void copy_strided_over(const float* HWY_RESTRICT src, size_t sw, size_t n, float* HWY_RESTRICT dst) {
-#if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
-  if (sw == 1 || sw == 2 || sw == 4) {
-    const DF d;
-    const size_t L = hn::Lanes(d);
-    for (size_t u = 0; u < n; u += L) hn::StoreU(load_strided(src + u * sw, sw), d, dst + u);
-    return;
-  }
-#endif
-  for (size_t u = 0; u < n; ++u) dst[u] = src[u * sw];  // other strides (and the one-lane targets)
 }
 
 // dst[u] = src[u] for u < n, from a phase row (copy_strided with sw = 1 on every target).
@@ -489,8 +484,7 @@ HWY_INLINE void copy_taps(const float* HWY_RESTRICT src, size_t sw, size_t dil, 
 template <size_t SW>
 HWY_INLINE void copy_panel_taps_t(const Conv2dParams& p, const RowGeom& g, const float* rows, size_t oh0, size_t q0,
                                   size_t nq, size_t w, float* HWY_RESTRICT panel, size_t k0, size_t k_end) {
-  const DF d;
-  const size_t L = hn::Lanes(d);
+  const size_t L = hn::Lanes(DF());
   for (size_t kh = 0, tap = 0; kh < p.KH; ++kh) {
     for (size_t kw = 0; kw < p.KW; ++kw, ++tap) {
       float* HWY_RESTRICT dst = panel + tap * w;
@@ -499,15 +493,7 @@ HWY_INLINE void copy_panel_taps_t(const Conv2dParams& p, const RowGeom& g, const
       for (size_t t = 0; t < nq; ow = 0, ++oh) {
         const size_t seg = std::min(p.OW - ow, nq - t);
         const float* src = rows + ((oh - oh0) * p.stride_h + kh * p.dil_h) * g.rs + ow * SW + kw * p.dil_w;
-        float* out = dst + t;
-        size_t u = 0;
-        for (; u + L <= seg; u += L) hn::StoreU(load_strided(src + u * SW, SW), d, out + u);
-        if (u < seg) {
-          if (t + round_up(seg, L) <= nq || spill_ok)
-            hn::StoreU(load_strided(src + u * SW, SW), d, out + u);
-          else
-            hn::BlendedStore(load_strided(src + u * SW, SW), hn::FirstN(d, seg - u), d, out + u);
-        }
+        copy_strided(src, SW, seg, dst + t, t + round_up(seg, L) <= nq || spill_ok);
         t += seg;
       }
     }
@@ -620,6 +606,16 @@ HWY_NOINLINE void copy_taps_split(const Conv2dParams& p, const RowGeom& g, const
   }
 }
 
+// Prefetch of the rows y0, y0 + step, ... (count padded rows, y counted with the top padding) of
+// an input plane that lie inside it, whole rows.
+HWY_INLINE void prefetch_rows(const Conv2dParams& p, const float* plane, size_t y0, size_t count, size_t step) {
+  for (size_t y = y0; y < y0 + count; y += step) {
+    if (y < p.pad_top || y >= p.pad_top + p.H) continue;
+    const char* row = reinterpret_cast<const char*>(plane + (y - p.pad_top) * p.W);
+    for (size_t b = 0; b < p.W * sizeof(float); b += 64) __builtin_prefetch(row + b, 0, 3);
+  }
+}
+
 // Tile of the col matrix for image `in_n`, group channels c0 + [cb, ce) (the rows of those
 // channels; the group starts at c0), output pixels [p0, p0+np), written in the GEMM's packed-B
 // layout: row k = (c*KH + kh)*KW + kw, column t lies in panel q = t / nr at col + q*nr*K +
@@ -649,15 +645,7 @@ void im2col_packed(const Conv2dParams& p, const float* in_n, const float* in_end
     if (pointwise) {
       // The next channel's input rows that this tile reads, fetched while this one is gathered
       // (the gathers otherwise wait on each line; see the staged rows below).
-      if (c + 1 < ce) {
-        const float* next = plane + p.H * p.W;
-        for (size_t oh = oh0; oh <= oh1; ++oh) {
-          const ptrdiff_t ih = static_cast<ptrdiff_t>(oh * p.stride_h) - static_cast<ptrdiff_t>(p.pad_top);
-          if (ih < 0 || ih >= static_cast<ptrdiff_t>(p.H)) continue;
-          const char* row = reinterpret_cast<const char*>(next + static_cast<size_t>(ih) * p.W);
-          for (size_t b = 0; b < p.W * sizeof(float); b += 64) __builtin_prefetch(row + b, 0, 3);
-        }
-      }
+      if (c + 1 < ce) prefetch_rows(p, plane + p.H * p.W, oh0 * p.stride_h, (oh1 - oh0) * p.stride_h + 1, p.stride_h);
       for (size_t t0 = 0; t0 < np; t0 += nr) {
         const size_t nq = std::min(nr, np - t0), w = std::min(nr, round_up(nq, lay.lanes));
         float* dst = col + t0 * K + c * w;
@@ -674,13 +662,7 @@ void im2col_packed(const Conv2dParams& p, const float* in_n, const float* in_end
     // The next channel's input rows (one contiguous run of the plane) are fetched while this
     // channel's taps are copied: the short row copies of stage_row otherwise wait on each line
     // (3x3 stride 2, 256 channels on 28x28 alone: stage_row 6.6% -> 2.9% of the conv's samples).
-    if (c + 1 < ce && row_step == 1) {
-      const size_t r0 = std::clamp(y0, p.pad_top, p.pad_top + p.H) - p.pad_top;
-      const size_t r1 = std::clamp(y0 + ny, p.pad_top, p.pad_top + p.H) - p.pad_top;
-      const char* next = reinterpret_cast<const char*>(plane + p.H * p.W + r0 * p.W);
-      const size_t bytes = (r1 - r0) * p.W * sizeof(float);
-      for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(next + b, 0, 3);
-    }
+    if (c + 1 < ce) prefetch_rows(p, plane + p.H * p.W, y0, ny, row_step);
     if (g.phases > 1) {
       copy_taps_split(p, g, rows, oh0, p0, np, K, nr, lay.lanes, col, c * taps);
       continue;
@@ -909,7 +891,7 @@ void conv_transposed(const Conv2dParams& p, const float* in, const float* w, flo
           // Rows in order: a row's last vector runs into the next row's start (written next) or,
           // after the last, into the col row's slack (lcol: ohw + a vector at least).
           for (size_t oh = 0; oh < p.OH; ++oh)
-            copy_strided_over(src + oh * p.stride_h * rg.rs, rg.cs, p.OW, dst + oh * p.OW);
+            copy_strided(src + oh * p.stride_h * rg.rs, rg.cs, p.OW, dst + oh * p.OW, true);
         }
       }
     };

@@ -1,6 +1,6 @@
 // Per-target 8 x 8 float transpose in registers, for AVX2 (8-float vectors): r[i][j] -> c[j][i]
 // in 24 shuffles (in-block 32-bit and 64-bit interleaves, then 128-bit half swaps). Used where
-// channel vectors become pixel rows (conv2d's transposed path, the Winograd output transform).
+// channel vectors become pixel rows (conv2d's transposed path).
 // Included from Highway target code (re-included once per target, hence the toggle guard).
 #if defined(CONVOY_KERNELS_TRANSPOSE_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef CONVOY_KERNELS_TRANSPOSE_INL_H_

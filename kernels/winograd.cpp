@@ -286,13 +286,44 @@ HWY_INLINE void stage_vertical(const Conv2dParams& p, const float* plane, size_t
   }
 }
 
+// Horizontal pass of a tile row, vectorised over tiles: from the vertical transform Tv (6 rows
+// Wb floats apart) to V at position (i, j) = v + (6 i + j) vx, tile q at v + q, for vt tiles (a
+// multiple of the lanes; the caller's V has room for the lanes past its tiles). Column kM q + k
+// of tile q comes from the stride-kM deinterleave at kM q (kM = 4: k = 0..3; 2: k = 0, 1), then
+// at kM q + kM, ...
+template <size_t kM>
+HWY_INLINE void horizontal(const float* HWY_RESTRICT Tv, size_t Wb, size_t vt, float* HWY_RESTRICT v, size_t vx) {
+  const DF df;
+  for (size_t i = 0; i < 6; ++i) {
+    const float* tr = Tv + i * Wb;
+    float* vi = v + i * 6 * vx;
+    for (size_t q = 0; q < vt; q += kL) {
+      VF d[6], o[6];
+      if constexpr (kM == 4) {
+        VF u0, u1;
+        hn::LoadInterleaved4(df, tr + 4 * q, d[0], d[1], d[2], d[3]);
+        hn::LoadInterleaved4(df, tr + 4 * q + 4, d[4], d[5], u0, u1);
+      } else if constexpr (kM == 3) {
+        hn::LoadInterleaved3(df, tr + 3 * q, d[0], d[1], d[2]);
+        hn::LoadInterleaved3(df, tr + 3 * q + 3, d[3], d[4], d[5]);
+      } else {
+        hn::LoadInterleaved2(df, tr + 2 * q, d[0], d[1]);
+        hn::LoadInterleaved2(df, tr + 2 * q + 2, d[2], d[3]);
+        hn::LoadInterleaved2(df, tr + 2 * q + 4, d[4], d[5]);
+      }
+      bt6(d, o);
+#pragma GCC unroll 6
+      for (size_t j = 0; j < 6; ++j) hn::StoreU(o[j], df, vi + j * vx + q);
+    }
+  }
+}
+
 // Input transform of tiles [t_begin, t_end) into V[xi][c][t - t_begin] (row stride g.TBs); tiles
 // of kM x kM outputs (g.m), whose 6x6 input patches start kM apart.
 // P: 6 padded input rows, Tv: their vertical transform (g.Wb floats each).
 template <size_t kM>
 void input_transform(const Conv2dParams& p, const Geom& g, const float* in, size_t t_begin, size_t t_end,
                      float* HWY_RESTRICT V, float* HWY_RESTRICT P, float* HWY_RESTRICT Tv) {
-  const DF df;
   const ptrdiff_t W = static_cast<ptrdiff_t>(p.W);
   // Strides in locals: Highway's stores may alias anything, so g's fields would be reloaded (and
   // the offsets remultiplied) after every store (56x56 maps, 64 channels on AVX2: the transform
@@ -310,33 +341,9 @@ void input_transform(const Conv2dParams& p, const Geom& g, const float* in, size
     for (size_t c = 0; c < p.C; ++c) {
       const float* plane = in + (n * p.C + c) * p.H * p.W;
       stage_vertical(p, plane, kM * ty, ix0, lo, hi, xv, Wb, P, Tv);
-      // Horizontal pass, vectorised over tiles: column kM q + k of tile q comes from the stride-kM
-      // deinterleave at kM q (kM = 4: k = 0..3; 2: k = 0, 1), then at kM q + kM, ... Whole-vector
-      // stores may run past this row's tiles into the next row's slots (rewritten later) or into
-      // the TBs slack.
-      float* vc = V + c * g.TBs + col;
-      for (size_t i = 0; i < 6; ++i) {
-        const float* tr = Tv + i * Wb;
-        float* vi = vc + i * 6 * vx;
-        for (size_t q = 0; q < vt; q += kL) {
-          VF d[6], o[6];
-          if constexpr (kM == 4) {
-            VF u0, u1;
-            hn::LoadInterleaved4(df, tr + 4 * q, d[0], d[1], d[2], d[3]);
-            hn::LoadInterleaved4(df, tr + 4 * q + 4, d[4], d[5], u0, u1);
-          } else if constexpr (kM == 3) {
-            hn::LoadInterleaved3(df, tr + 3 * q, d[0], d[1], d[2]);
-            hn::LoadInterleaved3(df, tr + 3 * q + 3, d[3], d[4], d[5]);
-          } else {
-            hn::LoadInterleaved2(df, tr + 2 * q, d[0], d[1]);
-            hn::LoadInterleaved2(df, tr + 2 * q + 2, d[2], d[3]);
-            hn::LoadInterleaved2(df, tr + 2 * q + 4, d[4], d[5]);
-          }
-          bt6(d, o);
-#pragma GCC unroll 6
-          for (size_t j = 0; j < 6; ++j) hn::StoreU(o[j], df, vi + j * vx + q);
-        }
-      }
+      // Whole-vector stores may run past this row's tiles into the next row's slots (rewritten
+      // later) or into the TBs slack.
+      horizontal<kM>(Tv, Wb, vt, V + c * g.TBs + col, vx);
     }
     t += seg;
   }
@@ -756,9 +763,8 @@ void input_transform_lean(const Conv2dParams& p, const Geom& g, const float* in,
 
 // Lean path's input transform without gathers, for maps whose tile rows fill most of a vector
 // (kLeanRowsMinTw tile columns: AVX2's 8 lanes and 28x28 maps, 7 tiles per row). Per channel and
-// tile row as the staged path's input_transform: the 6 padded input rows staged in P, the
-// vertical pass vectorised over columns into Tv, the horizontal one over the row's tiles
-// (LoadInterleaved4), stored as whole vectors into V[xi][c][tile]. Lanes past the row's tw tiles
+// tile row as the staged path's input_transform (stage_vertical, then horizontal), stored as
+// whole vectors into V[xi][c][tile]. Lanes past the row's tw tiles
 // run into the next tile row's slots, past the channel's last row into the next channel's first
 // (both written after, channels and rows in order), past the block's last channel into the
 // block's slack (lean_row). The same B^T d B arithmetic as the gathers, so the same V.
@@ -770,7 +776,6 @@ void input_transform_lean(const Conv2dParams& p, const Geom& g, const float* in,
 inline constexpr size_t kLeanRowsMinTw = kL == 8 ? 5 : SIZE_MAX;
 void input_transform_lean_rows(const Conv2dParams& p, const Geom& g, const float* in, size_t c_begin, size_t c_end,
                                float* HWY_RESTRICT V, float* HWY_RESTRICT P) {
-  const DF df;
   const ptrdiff_t W = static_cast<ptrdiff_t>(p.W);
   const size_t Wb = g.Wb, vx = g.vx, tw = g.tw, th = g.th;
   float* HWY_RESTRICT Tv = P + 6 * Wb;
@@ -785,19 +790,7 @@ void input_transform_lean_rows(const Conv2dParams& p, const Geom& g, const float
       const float* plane = in + (n * p.C + c) * p.H * p.W;
       for (size_t ty = 0; ty < th; ++ty) {
         stage_vertical(p, plane, 4 * ty, ix0, lo, hi, xv, Wb, P, Tv);
-        float* vt0 = vc + (n * th + ty) * tw;
-        for (size_t i = 0; i < 6; ++i) {
-          const float* tr = Tv + i * Wb;
-          float* vi = vt0 + i * 6 * vx;
-          for (size_t q = 0; q < vt; q += kL) {
-            VF d[6], o[6], u0, u1;
-            hn::LoadInterleaved4(df, tr + 4 * q, d[0], d[1], d[2], d[3]);
-            hn::LoadInterleaved4(df, tr + 4 * q + 4, d[4], d[5], u0, u1);
-            bt6(d, o);
-#pragma GCC unroll 6
-            for (size_t j = 0; j < 6; ++j) hn::StoreU(o[j], df, vi + j * vx + q);
-          }
-        }
+        horizontal<4>(Tv, Wb, vt, vc + (n * th + ty) * tw, vx);
       }
     }
   }
