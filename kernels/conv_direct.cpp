@@ -183,15 +183,28 @@ HWY_INLINE void finish_whole_act(DF d, VF (&acc)[MB][V], const TileOut& o) {
 
 // Prefetches a whole tile's output (and residual) lines for writing: unless streamed, they are
 // usually cold (a fresh arena region) and every store would wait for its line (VGG-16
-// features.0, 8 x 3 tiles: 88 -> 94 GFLOP/s in the model).
+// features.0, 8 x 3 tiles: 88 -> 94 GFLOP/s in the model). AVX2: the next tile's lines (the
+// same rows kV vectors on; past a row's end, the next row's, harmless), so that they arrive
+// before this tile's stores; fetched at the tile's start the stores still waited for them and
+// held up the next tile's loads (likely through the store buffer; each 224x224 channel plane is
+// a multiple of 4 KiB, so the four rows' pending stores also share their low address bits).
+// VGG-16 features.0 on Zen 3, 1 thread: alone, output 64-byte aligned as in the arena, 4.3 ->
+// 2.6-3.0 ms (two tiles ahead 2.9, four 3.3-4.3); in the model (with the stores below no longer
+// streamed) 6.5 -> 3.2 ms, 4 of 4 alternating rounds.
+#if HWY_TARGET == HWY_AVX2
+inline constexpr size_t kPfAheadTiles = 1;
+#else
+inline constexpr size_t kPfAheadTiles = 0;
+#endif
 template <size_t MB, size_t V>
 HWY_INLINE void prefetch_tile(size_t L, const TileOut& o) {
+  const size_t ahead = kPfAheadTiles * V * L;
 #pragma GCC unroll 8
   for (size_t j = 0; j < MB; ++j)
 #pragma GCC unroll 8
     for (size_t v = 0; v < V; ++v) {
-      __builtin_prefetch(o.out + j * o.plane + v * L, 1);
-      if (o.res) __builtin_prefetch(o.res + j * o.plane + v * L, 0);
+      __builtin_prefetch(o.out + j * o.plane + v * L + ahead, 1);
+      if (o.res) __builtin_prefetch(o.res + j * o.plane + v * L + ahead, 0);
     }
 }
 
@@ -571,7 +584,12 @@ void conv_direct_impl(const Conv2dParams& p, const float* in, const float* w_pac
   // no read for ownership, and no cache prefetches ahead of the stores (in the model: 97-99
   // against 93 GFLOP/s with 8 x 3 tiles, 102-104 against 97-99 with 4 x 4; the next conv, which
   // reads it, within noise). Whole vectors only: rows a multiple of the vector, aligned output.
-  const bool stream = !p.ep.residual && p.N * p.M * p.OH * p.OW >= kStreamFloats && p.OW % L == 0 &&
+  // Only where a vector is a whole 64-byte line (AVX-512): AVX2's tiles write 96 bytes per
+  // channel row, half lines of 4 streams, and the write-combining buffers flush partial lines
+  // (VGG-16 features.0 alone on Zen 3: 6.7 ms streamed, 2.8-3.0 cached with the lines
+  // prefetched a tile ahead).
+  const bool stream = L * sizeof(float) >= 64 && !p.ep.residual && p.N * p.M * p.OH * p.OW >= kStreamFloats &&
+                      p.OW % L == 0 &&
                       reinterpret_cast<uintptr_t>(out) % (L * sizeof(float)) == 0;
   // The Winograd path where at most 1/10 of a row's pair-vector lanes are wasted, or where
   // there are enough taps to pay for more: with a half-empty last pair vector (3x3, M = 64,

@@ -14,7 +14,9 @@
 // bottom pads become zeros once, so the hot loop has no edge cases; rows are as wide as the
 // output rounded up to whole vectors plus KW - 1). A partial last vector of an output row is
 // finished in a staging vector and copied (no masked store: the next row may belong to another
-// thread's task). Outputs of 8 MiB and more are written with non-temporal stores.
+// thread's task). Outputs of 8 MiB and more are written with non-temporal stores where a vector is
+// a whole cache line (AVX-512); otherwise the output lines are prefetched for writing (AVX2: the
+// next tile's, one tile ahead).
 // Threads split over (image, block of output rows, chunk of output-channel panels); every
 // output is the same fixed sum over (c, kh, kw) whatever the split: results do not depend on the
 // thread count.
