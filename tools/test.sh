@@ -8,7 +8,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source tools/setup.sh
 
 # Elapsed time at each stage: CI's budget is 25 minutes on 2 cores (measured on a clean clone of
-# the 2-core AVX2 VM, cached test data: 17m58s, of which .ci/sanitize.sh 10m48s).
+# the 2-core AVX2 VM, cached test data: 16m01s-17m58s, of which .ci/sanitize.sh 9m15s-10m48s; at
+# that VM's slow level every stage takes up to 1.6x longer: 27m37s on 2026-11-27, the Release
+# build 9m49s and sanitize.sh 15m13s).
 stage() { echo "test.sh: $* ($((SECONDS / 60))m$((SECONDS % 60))s)"; }
 
 stage "packages"
