@@ -589,8 +589,7 @@ void conv_direct_impl(const Conv2dParams& p, const float* in, const float* w_pac
   // (VGG-16 features.0 alone on Zen 3: 6.7 ms streamed, 2.8-3.0 cached with the lines
   // prefetched a tile ahead).
   const bool stream = L * sizeof(float) >= 64 && !p.ep.residual && p.N * p.M * p.OH * p.OW >= kStreamFloats &&
-                      p.OW % L == 0 &&
-                      reinterpret_cast<uintptr_t>(out) % (L * sizeof(float)) == 0;
+                      p.OW % L == 0 && reinterpret_cast<uintptr_t>(out) % (L * sizeof(float)) == 0;
   // The Winograd path where at most 1/10 of a row's pair-vector lanes are wasted, or where
   // there are enough taps to pay for more: with a half-empty last pair vector (3x3, M = 64,
   // 112x112 maps: 3.5 vectors of pairs) it took 1.2x, 1.08x and 1.0x the direct kernel's time

@@ -766,7 +766,8 @@ void input_transform_lean(const Conv2dParams& p, const Geom& g, const float* in,
 // tile row as the staged path's input_transform (stage_vertical, then horizontal), stored as
 // whole vectors into V[xi][c][tile]. Lanes past the row's tw tiles run into the next tile row's
 // slots, past the channel's last row into the next channel's first (both written after, channels
-// and rows in order), past the block's last channel into the block's slack (lean_row). The same B^T d B arithmetic as the gathers, so the same V.
+// and rows in order), past the block's last channel into the block's slack (lean_row). The same
+// B^T d B arithmetic as the gathers, so the same V.
 // Measured on AVX2 (Zen 3, 1 thread; perf samples against the GEMMs of the same run, which the
 // change leaves alone): 28x28 maps with 128 channels (7 tiles per row), the input transform 2.2x
 // faster (25-26% of the GEMMs' time -> 10-12%), the conv ~13% faster; 14x14 maps with 256 (4 of 8
