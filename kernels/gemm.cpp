@@ -467,6 +467,26 @@ inline constexpr bool kPfBInPlace = false;
 #endif
 inline constexpr size_t kPfBRows = 8;
 
+// Where rows outer applies (gemm_blocked, macro_block), two AVX2 choices, measured on Zen 3 by
+// alternating the two variants run by run inside one process (ABBA order, 50-100 pairs, the
+// ratio per pair of adjacent runs, so that this host's minute-to-minute speed changes cancel):
+// - Batch 1 runs columns outer (kRowsOuterBatch1): rows outer's B block (kc x 240 floats, read
+//   in place from L2 once per row panel) cost ResNet-50's in-place 1x1 convs 2-5% at the host's
+//   fast level (layer1's 4-5%) and 10-38% in the pairs where the host ran slow; batch 8, where C
+//   and the residual stream from DRAM, keeps rows outer (columns outer: layer1's 1x1 convs 9-13%
+//   slower at 1 thread).
+// - No prefetch of the next row panel's C and residual (kRowsOuterNextC): the bursts cost more
+//   than they saved, ResNet-50 at batch 8 (1 thread) 1-2% and at batch 1 2% with them (layer1's
+//   1x1 convs 7%), equal at 2 threads. Each tile still prefetches its own C and residual rows.
+// Not measured on AVX-512, where both keep the behaviour tuned there.
+#if HWY_TARGET == HWY_AVX2
+inline constexpr bool kRowsOuterBatch1 = false;
+inline constexpr bool kRowsOuterNextC = false;
+#else
+inline constexpr bool kRowsOuterBatch1 = true;
+inline constexpr bool kRowsOuterNextC = true;
+#endif
+
 // A whole tile is merged from registers with the same vector operations as merge_span (so
 // results do not depend on where tile edges fall); a partial one goes through `tile` memory.
 // MR < kMR computes only the first MR rows of the A panel (an M edge: ResNet's 7x7 maps run
@@ -684,9 +704,9 @@ void edge_kernel(const float* a, size_t pstride, size_t mc, const float* b, size
 // B panels do not fit L1 beside the A stream anyway at kc = 256); at batch 8, where C and the
 // residual come from DRAM, that is what the hardware prefetchers follow: ResNet-50's layer1
 // conv3 at batch 8 (K = 64, fused residual) 67 -> 86 GFLOP/s. Rows outer also prefetches (RowPrefetch)
-// the next row panel's C and residual rows on the first K block. Either way b_next (given: the
-// B data the thread reads next, its in-place rows or its next packed panel block) is fetched
-// over the whole block's micro-kernel calls.
+// the next row panel's C and residual rows on the first K block (not on AVX2: kRowsOuterNextC).
+// Either way b_next (given: the B data the thread reads next, its in-place rows or its next
+// packed panel block) is fetched over the whole block's micro-kernel calls.
 struct BlockOut {
   float* c;
   size_t ldc;
@@ -740,7 +760,7 @@ void macro_block(const float* a, size_t a_kdim, size_t ka, size_t mc, const floa
       pf.s[0].step = div_up(pf.s[0].total(), div_up(mc, kMR) * row_calls * bursts);
     }
     for (size_t r0 = 0; r0 < mc; r0 += kMR) {
-      if (m.first && r0 + kMR < mc) {
+      if (kRowsOuterNextC && m.first && r0 + kMR < mc) {
         const size_t next = r0 + kMR, rows = std::min(kMR, mc - next);
         pf.s[1] = row_prefetch(o.c + next * o.ldc, o.ldc, rows, n, true);
         pf.s[1].step = div_up(pf.s[1].total(), row_calls * bursts);
@@ -805,8 +825,9 @@ void gemm_blocked(const GemmParams& p, const float* a, const float* a_packed, co
   const size_t n_tasks = p.batch * m_blocks * n_blocks;
   // Pre-packed A (1x1 convs) with wide column blocks: row panels outer, the next B block
   // fetched while this one computes (see macro_block). Narrow blocks (batch 1 at 2 threads:
-  // 96-144 columns) keep the B micro-panel in L1: rows outer measured 3-10% slower there.
-  const bool rows_outer = a_packed && bl.nc >= kRowsOuterMinNC;
+  // 96-144 columns) keep the B micro-panel in L1: rows outer measured 3-10% slower there. On
+  // AVX2 batch 1 keeps it too (kRowsOuterBatch1).
+  const bool rows_outer = a_packed && bl.nc >= kRowsOuterMinNC && (kRowsOuterBatch1 || p.batch > 1);
   // Pre-packed A (1x1 convs) and B's rows contiguous: the micro-kernel reads B's rows where they
   // are instead of a packed copy, except a block's last panel when its width is not a whole
   // number of vectors and edge_kernel does not take the remainder (more than 8 columns, or a
