@@ -470,14 +470,15 @@ inline constexpr size_t kPfBRows = 8;
 // Where rows outer applies (gemm_blocked, macro_block), two AVX2 choices, measured on Zen 3 by
 // alternating the two variants run by run inside one process (ABBA order, 50-100 pairs, the
 // ratio per pair of adjacent runs, so that this host's minute-to-minute speed changes cancel):
-// - Batch 1 runs columns outer (kRowsOuterBatch1): rows outer's B block (kc x 240 floats, read
-//   in place from L2 once per row panel) cost ResNet-50's in-place 1x1 convs 2-5% at the host's
-//   fast level (layer1's 4-5%) and 10-38% in the pairs where the host ran slow; batch 8, where C
-//   and the residual stream from DRAM, keeps rows outer (columns outer: layer1's 1x1 convs 9-13%
-//   slower at 1 thread).
+// - Batch 1 runs columns outer (kRowsOuterBatch1): at the host's fast level the two orders are
+//   even on ResNet-50 (columns outer: layer1's 1x1 convs 2-3% slower, layers 2-3's 0-2% faster),
+//   at its slow level columns outer is 6-7% faster (the in-place 1x1 convs 5-13%: rows outer
+//   re-reads a kc x 240 B block from L2 per row panel). Batch 8, where C and the residual stream
+//   from DRAM, keeps rows outer (columns outer: layer1's 1x1 convs 4-13% slower at 1 thread).
 // - No prefetch of the next row panel's C and residual (kRowsOuterNextC): the bursts cost more
-//   than they saved, ResNet-50 at batch 8 (1 thread) 1-2% and at batch 1 2% with them (layer1's
-//   1x1 convs 7%), equal at 2 threads. Each tile still prefetches its own C and residual rows.
+//   than they saved, ResNet-50 0.5-2.4% faster without them at batch 1 (layer1's 1x1 convs
+//   7-8%), 1.1-1.4% at batch 8, equal at 2 threads. Each tile still prefetches its own C and
+//   residual rows.
 // Not measured on AVX-512, where both keep the behaviour tuned there.
 #if HWY_TARGET == HWY_AVX2
 inline constexpr bool kRowsOuterBatch1 = false;
