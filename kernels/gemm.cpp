@@ -9,9 +9,10 @@
 // the A micro-panels (streamed from L2), MR x NR register tiles (NR = up to kNV vectors).
 // With A pre-packed (1x1 convs) a task takes all rows (up to kMCPrepacked), B is read in place
 // when its rows are contiguous (only a last panel of a partial vector the column edge does not
-// take is packed), and wide column
-// blocks run the other way round, row panels outer, prefetching the B rows read (or packed) next
-// and the next C / residual rows from inside the micro-kernel (see macro_block, RowPrefetch).
+// take is packed), and wide column blocks run the other way round, row panels outer, prefetching
+// the B rows read (or packed) next and the next C / residual rows from inside the micro-kernel
+// (see macro_block, RowPrefetch; on AVX2 only at batch > 1 and without the C / residual rows:
+// kRowsOuterBatch1, kRowsOuterNextC).
 //   packed A: panels of MR rows, panel[k][r] (k-major, MR contiguous), rows past M are zero;
 //             pre-packed A (weights, gemm_pack_a) holds these K block by K block, each block's
 //             panels back to back (one contiguous stream per K block);
