@@ -12,11 +12,13 @@
 #include <string>
 #include <vector>
 
+#include "runtime/huge_pages.h"
+
 namespace convoy {
 
 class WeightCache {
  public:
-  using Packed = std::shared_ptr<const std::vector<float>>;
+  using Packed = std::shared_ptr<const PackedFloats>;
 
   // Returns a held copy equal to `data`, or remembers and returns `data` itself.
   Packed intern(const std::string& node, Packed data) {
@@ -50,7 +52,7 @@ class WeightCache {
 
  private:
   mutable std::mutex mu_;
-  std::map<std::string, std::vector<std::weak_ptr<const std::vector<float>>>> entries_;
+  std::map<std::string, std::vector<std::weak_ptr<const PackedFloats>>> entries_;
 };
 
 }  // namespace convoy

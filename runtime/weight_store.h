@@ -16,13 +16,14 @@
 #include <string>
 #include <vector>
 
+#include "runtime/huge_pages.h"
 #include "runtime/ir.h"
 
 namespace convoy {
 
 class WeightStore {
  public:
-  using Packed = std::shared_ptr<const std::vector<float>>;
+  using Packed = std::shared_ptr<const PackedFloats>;
   // Writes the raw values (the constant's shape, C order) from the packed ones.
   using Unpack = std::function<void(const float* packed, float* raw)>;
 
