@@ -32,11 +32,8 @@ class AlignedBuffer {
     p_ = nullptr;
     n_ = 0;
     const size_t rounded = (bytes + 63) / 64 * 64;
-    // Large buffers start on a huge page, so that all but their tail can be one.
-    const size_t align = rounded >= kHugePageMinBytes ? size_t{2} << 20 : 64;
-    void* p = nullptr;
-    if (::posix_memalign(&p, align, rounded == 0 ? 64 : rounded) != 0) throw std::bad_alloc();
-    p_ = static_cast<char*>(p);
+    p_ = static_cast<char*>(std::aligned_alloc(64, rounded == 0 ? 64 : rounded));
+    if (!p_) throw std::bad_alloc();
     n_ = rounded;
     if (n_ >= kHugePageMinBytes) advise_huge_pages(p_, n_);
   }

@@ -8,10 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
-#include <new>
 #include <string>
-#include <vector>
 
 namespace convoy {
 
@@ -38,34 +35,5 @@ inline void resize_for_weights(std::string& s, size_t n) {
   }
   s.resize(n);
 }
-
-// Memory for packed weights in huge pages (runtime/huge_pages.cpp). Convolution weights are
-// streamed from DRAM on every run (ResNet-50 holds 97 MiB, past any L3), each layer's a few MiB
-// or less; with 4 KiB pages (glibc's heap) ResNet-50 at 1 thread measured 0.5-1.3% slower (whole
-// runs alternating: the same binary with glibc.malloc.hugetlb=1 and without). Buffers of 64 KiB
-// up to 8 MiB share 32 MiB chunks of huge pages (freed ranges are reused, an empty chunk is
-// released); larger ones get a 2 MiB-aligned allocation of their own.
-void* weight_alloc(size_t bytes);  // 64-byte aligned; throws std::bad_alloc
-void weight_free(void* p) noexcept;
-
-template <class T>
-struct HugePageAllocator {
-  using value_type = T;
-  HugePageAllocator() = default;
-  template <class U>
-  HugePageAllocator(const HugePageAllocator<U>&) noexcept {}
-  T* allocate(size_t n) {
-    if (n > SIZE_MAX / sizeof(T)) throw std::bad_alloc();
-    return static_cast<T*>(weight_alloc(n * sizeof(T)));
-  }
-  void deallocate(T* p, size_t) noexcept { weight_free(p); }
-  template <class U>
-  bool operator==(const HugePageAllocator<U>&) const noexcept { return true; }
-  template <class U>
-  bool operator!=(const HugePageAllocator<U>&) const noexcept { return false; }
-};
-
-// Packed weights (WeightCache, WeightStore, OpContext::keep_const / keep_packed).
-using PackedFloats = std::vector<float, HugePageAllocator<float>>;
 
 }  // namespace convoy

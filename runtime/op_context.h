@@ -72,11 +72,11 @@ class OpContext {
   // Steps. Inputs may be constants (their pointers are fixed) or runtime tensors.
   TensorLoc loc(size_t input) const;
   TensorLoc temp(size_t floats);                   // arena tensor used by later steps of this op
-  TensorLoc keep_const(std::shared_ptr<const PackedFloats> data);  // packed weights
+  TensorLoc keep_const(std::shared_ptr<const std::vector<float>> data);  // packed weights
   // keep_const() for the packed form of constant input `input`, which `unpack` turns back into
   // the raw values exactly: when this node is the constant's only reader, the model then holds
   // the packed copy only (runtime/weight_store.h).
-  TensorLoc keep_packed(size_t input, std::shared_ptr<const PackedFloats> data, WeightStore::Unpack unpack);
+  TensorLoc keep_packed(size_t input, std::shared_ptr<const std::vector<float>> data, WeightStore::Unpack unpack);
   Step& emit(std::string op, std::vector<TensorLoc> in, std::vector<TensorLoc> out, StepFn fn,
              size_t scratch_floats = 0, double flops = 0);
 

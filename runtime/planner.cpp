@@ -199,7 +199,7 @@ TensorLoc OpContext::temp(size_t floats) {
   return l;
 }
 
-TensorLoc OpContext::keep_packed(size_t input, std::shared_ptr<const PackedFloats> data, WeightStore::Unpack unpack) {
+TensorLoc OpContext::keep_packed(size_t input, std::shared_ptr<const std::vector<float>> data, WeightStore::Unpack unpack) {
   if (!is_const(input)) fail("internal: keep_packed of a runtime input");
   if (planner_.cache_) data = planner_.cache_->intern(node_.name, std::move(data));
   const std::string& name = node_.inputs[input];
@@ -209,7 +209,7 @@ TensorLoc OpContext::keep_packed(size_t input, std::shared_ptr<const PackedFloat
   return keep_const(std::move(data));
 }
 
-TensorLoc OpContext::keep_const(std::shared_ptr<const PackedFloats> data) {
+TensorLoc OpContext::keep_const(std::shared_ptr<const std::vector<float>> data) {
   // Another session's plan may already hold these exact packed bytes: use that copy (interning
   // what intern() returned finds itself at once).
   if (planner_.cache_) data = planner_.cache_->intern(node_.name, std::move(data));

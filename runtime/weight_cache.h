@@ -12,13 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "runtime/huge_pages.h"
-
 namespace convoy {
 
 class WeightCache {
  public:
-  using Packed = std::shared_ptr<const PackedFloats>;
+  using Packed = std::shared_ptr<const std::vector<float>>;
 
   // Returns a held copy equal to `data`, or remembers and returns `data` itself.
   Packed intern(const std::string& node, Packed data) {
@@ -52,7 +50,7 @@ class WeightCache {
 
  private:
   mutable std::mutex mu_;
-  std::map<std::string, std::vector<std::weak_ptr<const PackedFloats>>> entries_;
+  std::map<std::string, std::vector<std::weak_ptr<const std::vector<float>>>> entries_;
 };
 
 }  // namespace convoy

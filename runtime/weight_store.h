@@ -16,14 +16,13 @@
 #include <string>
 #include <vector>
 
-#include "runtime/huge_pages.h"
 #include "runtime/ir.h"
 
 namespace convoy {
 
 class WeightStore {
  public:
-  using Packed = std::shared_ptr<const PackedFloats>;
+  using Packed = std::shared_ptr<const std::vector<float>>;
   // Writes the raw values (the constant's shape, C order) from the packed ones.
   using Unpack = std::function<void(const float* packed, float* raw)>;
 

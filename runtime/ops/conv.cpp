@@ -202,7 +202,7 @@ void plan_conv(OpContext& c) {
   if (c.is_const(1) && algo == Algo::kIm2col && kernels::conv2d_packing_is_identity(p)) {
     ins[1] = c.loc(1);  // the model's weights, held once
   } else if (c.is_const(1)) {
-    auto packed = std::make_shared<PackedFloats>(packed_floats);
+    auto packed = std::make_shared<std::vector<float>>(packed_floats);
     pack(p, c.const_input(1, "weights").f32(), packed->data());
     // The model keeps only the packed copy (Winograd's is the raw weights in panels of 16 output
     // channels, transformed per run).

@@ -51,7 +51,7 @@ void plan_gemm(OpContext& c) {
       const float* src = c.const_input(2, "C").f32();
       const bool per_row = c2[0] == M && c2[1] == 1 && M > 1;
       const size_t len = static_cast<size_t>(per_row ? M : N);
-      auto v = std::make_shared<PackedFloats>(len);
+      auto v = std::make_shared<std::vector<float>>(len);
       for (size_t k = 0; k < len; ++k) (*v)[k] = beta * src[(per_row ? c2[0] : c2[1]) == 1 ? 0 : k];
       ins.push_back(c.keep_const(std::move(v)));
       bias = per_row ? Bias::kPerRow : Bias::kPerColumn;

@@ -42,7 +42,7 @@ void plan_batch_norm(OpContext& c) {
   TensorLoc ss;
   const size_t n = static_cast<size_t>(C);
   if (c.is_const(1) && c.is_const(2) && c.is_const(3) && c.is_const(4)) {
-    auto v = std::make_shared<PackedFloats>(2 * n);
+    auto v = std::make_shared<std::vector<float>>(2 * n);
     fold(n, c.const_input(1, "scale").f32(), c.const_input(2, "B").f32(), c.const_input(3, "mean").f32(),
          c.const_input(4, "var").f32(), v->data());
     ss = c.keep_const(std::move(v));
