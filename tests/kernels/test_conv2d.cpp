@@ -74,12 +74,14 @@ const Case kCases[] = {
     {2, 8, 5, 11, 12, 1, 1, 4, 1, 1, 0, 0, 0, 0, 1, 1, true, true, Activation::kRelu},
     {1, 50, 1, 1, 30, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, true, true, Activation::kNone},   // GEMV shape
     {3, 1, 4, 4, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, false, false, Activation::kNone},
-    // 1x1 with stride / pad: im2col (gathered straight from the input rows).
+    // 1x1 with stride / pad: subsampled (the samples gathered into aligned rows, then pointwise).
     {1, 6, 9, 9, 5, 1, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, true, false, Activation::kNone},
     {2, 40, 13, 21, 70, 1, 1, 1, 4, 2, 0, 0, 1, 1, 1, 1, true, true, Activation::kRelu},  // pads never read
     {1, 24, 28, 28, 50, 1, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, false, true, Activation::kRelu},  // 196 px: edge
     {1, 7, 8, 10, 9, 1, 1, 1, 2, 2, 0, 0, 1, 1, 1, 1, true, true, Activation::kRelu},  // last row/col padding
     {1, 3, 6, 7, 4, 1, 1, 1, 1, 1, 1, 0, 1, 2, 1, 1, false, true, Activation::kLeakyRelu},
+    {2, 12, 9, 11, 10, 1, 1, 2, 2, 2, 1, 0, 0, 1, 1, 1, true, true, Activation::kRelu},  // groups, pads, batch
+    {1, 256, 28, 28, 136, 1, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, true, true, Activation::kNone},  // ResNet downsample-like
     // General.
     {1, 5, 11, 13, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, false, Activation::kNone},
     {2, 4, 12, 10, 6, 3, 3, 1, 2, 2, 0, 1, 1, 0, 1, 1, true, true, Activation::kRelu},
