@@ -786,7 +786,7 @@ void input_transform_lean(const Conv2dParams& p, const Geom& g, const float* in,
 }
 
 // Lean path's input transform without gathers, for maps whose tile rows fill most of a vector
-// (kLeanRowsMinTw tile columns: AVX2's 8 lanes and 28x28 maps, 7 tiles per row). Per channel and
+// (kLeanRowsMinTw tile columns: 28x28 maps, 7 tiles per row). Per channel and
 // tile row as the staged path's input_transform (stage_vertical, then horizontal), stored as
 // whole vectors into V[xi][c][tile]. Lanes past the row's tw tiles run into the next tile row's
 // slots, past the channel's last row into the next channel's first (both written after, channels
@@ -796,8 +796,10 @@ void input_transform_lean(const Conv2dParams& p, const Geom& g, const float* in,
 // change leaves alone): 28x28 maps with 128 channels (7 tiles per row), the input transform 2.2x
 // faster (25-26% of the GEMMs' time -> 10-12%), the conv ~13% faster; 14x14 maps with 256 (4 of 8
 // lanes used) the same as the gathers (8.4-8.8%), so those keep them. The gathers stay on the
-// other targets (not measured: AVX-512's 16 lanes would need 9+ tiles per row).
-inline constexpr size_t kLeanRowsMinTw = kL == 8 ? 5 : SIZE_MAX;
+// other targets. On AVX-512 (Zen 4), where a 16-lane gather costs ~30-45 cycles, paired in ResNet-50
+// at 1 thread (50 ABBA pairs, two processes): the 28x28 convs (7 of 16 lanes) 5% faster with the
+// rows, the 14x14 (4 tiles per row) 7% and the 7x7 (2) 7-8% slower: from 5 tile columns there too.
+inline constexpr size_t kLeanRowsMinTw = kL >= 8 ? 5 : SIZE_MAX;
 void input_transform_lean_rows(const Conv2dParams& p, const Geom& g, const float* in, size_t c_begin, size_t c_end,
                                float* HWY_RESTRICT V, float* HWY_RESTRICT P) {
   const ptrdiff_t W = static_cast<ptrdiff_t>(p.W);
