@@ -744,7 +744,10 @@ void conv_pointwise(const Conv2dParams& p, const float* in, const float* w, floa
 // on ResNet-50 (Zen 4, in-process paired runs, 50 ABBA pairs, per-step medians): at 1 thread the
 // downsample into 28x28 7.2% faster, into 14x14 2.3%, into 7x7 3.8% (0.28 ms a run); with rows
 // of exactly OH OW floats the 14x14 one was 1.9% slower than im2col (its 196-float rows start
-// mid-line; the in-place B loads split across lines). Batch 8 (unpadded rows): into 28x28 14%.
+// mid-line; the in-place B loads split across lines). Batch 8 at 2 threads (8 pairs): into 28x28
+// 9.8% faster, 14x14 2.4%, 7x7 3.5% slower, 0.7 of 27 ms net. Tried on the plain pointwise convs
+// with unaligned rows too (a copy into aligned rows first, M >= 512): layer4's 6% and 3% slower,
+// layer3's 1%: the alignment only pays where the gather is needed anyway.
 void conv_subsampled(const Conv2dParams& p, const float* in, const float* w, float* out, float* scratch,
                      const Parallel& par) {
   const Conv2dParams q = subsampled_params(p);

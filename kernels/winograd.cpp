@@ -826,10 +826,11 @@ void input_transform_lean_rows(const Conv2dParams& p, const Geom& g, const float
 // The lean input transform with whole vectors of tiles and no gathers (16-lane targets): a "unit"
 // is one tile row of one channel and image, tw tiles; floor(kL / tw) consecutive units share a
 // vector (28x28 maps: 2 rows of 7 tiles; it would work for 14x14, 4 rows of 4, and 7x7, 2 rows of
-// 2 x 4 channels). Per unit, the six padded
-// input rows' vertical transform (stage_vertical, over 4 tw + 4 columns only) is copied into
-// R[i] at 4 tw u (columns 4 tx .. 4 tx + 3 of each tile: what LoadInterleaved4 takes apart) and
-// from column 4 on into R'[i] (a tile's columns 4, 5); then per row i two interleaved loads give
+// 2 x 4 channels). Per unit, the six padded input rows' vertical transform (stage_vertical, over
+// 4 tw + 4 columns only) is copied into R[i] at 4 tw u (columns 4 tx .. 4 tx + 3 of each tile:
+// what LoadInterleaved4 takes apart) and from column 4 on into R'[i] (a tile's columns 4, 5; the
+// copies' overrun lands in the next unit's slots or in lanes past the vector's last tile, never
+// used); then per row i two interleaved loads give
 // d[0..5] of all the vector's tiles, the horizontal bt6, and whole-vector stores into V, as
 // input_transform_lean_rows stores them (units in order within one block of kLeanC channels, so
 // lanes past the last unit run into slots written afterwards or the block's slack). The same
