@@ -146,8 +146,9 @@ inline Geom geom(const Conv2dParams& p, size_t threads) {
     // vectors) and the staging.
     g.shared = g.v_floats;
     g.n_flags = g.n_cc;
-    // The gathers' tables, or the staged rows of input_transform_lean_rows / _packed (+ R, R').
-    g.tab_floats = std::max(2 * kPos * kMaxLanes, 12 * g.Wb + 12 * 5 * kMaxLanes);
+    // The gathers' tables, or the staged rows of input_transform_lean_rows, or the padded plane,
+    // vertical transform and R, R' of input_transform_lean_packed.
+    g.tab_floats = std::max(2 * kPos * kMaxLanes, (4 * g.th + 2 + 6) * g.Wb + 12 * 5 * kMaxLanes);
     g.ub_floats = kPos * std::min(kStripMax, g.Mp) * std::min(kLeanC, p.C);  // unused by the fused passes
     g.per_thread = g.y_floats + g.tab_floats + g.ub_floats + stage;
   } else {
@@ -825,37 +826,39 @@ void input_transform_lean_rows(const Conv2dParams& p, const Geom& g, const float
 
 // The lean input transform with whole vectors of tiles and no gathers (16-lane targets): a "unit"
 // is one tile row of one channel and image, tw tiles; floor(kL / tw) consecutive units share a
-// vector (28x28 maps: 2 rows of 7 tiles; it would work for 14x14, 4 rows of 4, and 7x7, 2 rows of
-// 2 x 4 channels). Per unit, the six padded input rows' vertical transform (stage_vertical, over
-// 4 tw + 4 columns only) is copied into R[i] at 4 tw u (columns 4 tx .. 4 tx + 3 of each tile:
-// what LoadInterleaved4 takes apart) and from column 4 on into R'[i] (a tile's columns 4, 5; the
-// copies' overrun lands in the next unit's slots or in lanes past the vector's last tile, never
-// used); then per row i two interleaved loads give
-// d[0..5] of all the vector's tiles, the horizontal bt6, and whole-vector stores into V, as
-// input_transform_lean_rows stores them (units in order within one block of kLeanC channels, so
-// lanes past the last unit run into slots written afterwards or the block's slack). The same
-// B^T d B arithmetic as the gathers, so the same V.
-// Measured on Zen 4 in ResNet-50 (paired, 50 ABBA pairs per process): on the 28x28 convs (7
-// tiles per row, 2 units per vector) 1.3-3.1% faster than input_transform_lean_rows at 1 thread,
-// 5.5% at 2, so it takes those maps on AVX-512; on 14x14 (4 units of 4) 0.5% and on 7x7 (8 units
-// of 2) 2.5% slower than the gathers, which keep them (the six row copies and the vertical pass
-// per unit cost what the gathers do).
+// vector (28x28 maps: 2 rows of 7 tiles; 14x14: the 4 rows of 4 of a channel; 7x7: 2 rows of 2 x
+// 4 channels). Per channel and image the zero-padded plane is built once in scratch (whole
+// vectors and a masked tail per row: libc's fill / memcpy on 7-28-float rows, three calls per
+// row and tile row, cost what the gathers do); per unit, the vertical transform of its six rows
+// (over 4 tw + 4 columns only) is copied into R[i] at 4 tw u (columns 4 tx .. 4 tx + 3 of each
+// tile: what LoadInterleaved4 takes apart) and from column 4 on into R'[i] (a tile's columns 4,
+// 5; the copies' overrun lands in the next unit's slots or in lanes past the vector's last tile,
+// never used); then per row i two interleaved loads give d[0..5] of all the vector's tiles, the
+// horizontal bt6, and whole-vector stores into V, as input_transform_lean_rows stores them (units
+// in order within one block of kLeanC channels, so lanes past the last unit run into slots
+// written afterwards or the block's slack). The same B^T d B arithmetic as the gathers, so the
+// same V.
+// Measured on Zen 4 in ResNet-50 (paired, 50 ABBA pairs per process, 1 thread): against the
+// gathers the 14x14 convs 2.2-2.3% faster, the 7x7 ones equal (-0.8%, 0.0%); against
+// input_transform_lean_rows the 28x28 convs 4.7% faster. (With stage_vertical's per-row libc
+// calls instead of the padded plane: 28x28 1.3-3.1% faster than the rows, 5.5% at 2 threads, but
+// 14x14 0.5% and 7x7 2.5% slower than the gathers.)
 #if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
 void input_transform_lean_packed(const Conv2dParams& p, const Geom& g, const float* in, size_t c_begin, size_t c_end,
                                  float* HWY_RESTRICT V, float* HWY_RESTRICT P) {
   const DF df;
   const size_t Wb = g.Wb, vx = g.vx, tw = g.tw, th = g.th;
   constexpr size_t RS = 5 * kL;  // R / R' row: 4 kL floats read, a vector of copy overrun
-  float* HWY_RESTRICT Tv = P + 6 * Wb;
+  const size_t ny = 4 * th + 2;  // padded rows the plane's tiles read
+  float* HWY_RESTRICT Tv = P + ny * Wb;
   float* HWY_RESTRICT R = Tv + 6 * Wb;
   float* HWY_RESTRICT R2 = R + 6 * RS;
   const size_t U = kL / tw;                        // units per vector (tw <= kL)
   const size_t cw = round_up(4 * tw, kL);          // floats copied per unit row
   const size_t xv = round_up(4 * tw + 4, kL);      // columns of the vertical transform
-  const ptrdiff_t W = static_cast<ptrdiff_t>(p.W);
-  const ptrdiff_t ix0 = -static_cast<ptrdiff_t>(p.pad_left);
-  const ptrdiff_t lo = std::clamp<ptrdiff_t>(-ix0, 0, static_cast<ptrdiff_t>(xv));
-  const ptrdiff_t hi = std::clamp<ptrdiff_t>(W - ix0, lo, static_cast<ptrdiff_t>(xv));
+  const size_t W = p.W, pl = p.pad_left;
+  // Input columns in [0, xv) of a padded row: x in [pl, pl + W) clipped.
+  const size_t cx0 = std::min(pl, xv), cn = std::min(xv, pl + W) - cx0;
   size_t nu = 0;
   float* vdst = nullptr;
   const auto flush = [&] {
@@ -872,8 +875,27 @@ void input_transform_lean_packed(const Conv2dParams& p, const Geom& g, const flo
   for (size_t c = c_begin; c < c_end; ++c) {
     for (size_t n = 0; n < p.N; ++n) {
       const float* plane = in + (n * p.C + c) * p.H * p.W;
+      // The zero-padded plane, rows [0, ny), once: zeros, then each input row over them (whole
+      // vectors and a masked tail: no libc calls on 7-28-float rows).
+      for (size_t y = 0; y < ny; ++y) {
+        float* row = P + y * Wb;
+        for (size_t x = 0; x < xv; x += kL) hn::StoreU(hn::Zero(df), df, row + x);
+        const ptrdiff_t iy = static_cast<ptrdiff_t>(y) - static_cast<ptrdiff_t>(p.pad_top);
+        if (iy < 0 || iy >= static_cast<ptrdiff_t>(p.H) || cn == 0 || cx0 >= xv) continue;
+        const float* src = plane + static_cast<size_t>(iy) * W + (cx0 - pl);
+        float* dst = row + cx0;
+        size_t x = 0;
+        for (; x + kL <= cn; x += kL) hn::StoreU(hn::LoadU(df, src + x), df, dst + x);
+        if (x < cn) hn::StoreU(hn::MaskedLoad(hn::FirstN(df, cn - x), df, src + x), df, dst + x);
+      }
       for (size_t ty = 0; ty < th; ++ty) {
-        stage_vertical(p, plane, 4 * ty, ix0, lo, hi, xv, Wb, P, Tv);
+        const float* rows = P + 4 * ty * Wb;
+        for (size_t x = 0; x < xv; x += kL) {
+          VF d[6], o[6];
+          for (size_t k = 0; k < 6; ++k) d[k] = hn::LoadU(df, rows + k * Wb + x);
+          bt6(d, o);
+          for (size_t i = 0; i < 6; ++i) hn::StoreU(o[i], df, Tv + i * Wb + x);
+        }
         if (nu == 0) vdst = V + lean_row(g, c) + (n * th + ty) * tw;
         for (size_t i = 0; i < 6; ++i) {
           const float* t = Tv + i * Wb;
@@ -1034,7 +1056,7 @@ void winograd_impl(const Conv2dParams& p, const float* in, const float* R, float
       for (size_t cc; (cc = sync.claim(0)) < g.n_cc;) {
         const size_t c0 = cc * kLeanC;
 #if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
-        if (kL == 16 && g.tw >= kLeanRowsMinTw && g.tw <= kL) {
+        if (kL == 16 && g.tw <= kL) {
           input_transform_lean_packed(p, g, in, c0, std::min(p.C, c0 + kLeanC), V, tab);
           sync.set(cc);
           continue;
