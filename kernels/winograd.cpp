@@ -66,6 +66,7 @@ struct Geom {
   size_t vx = 0;                 // V stride between transform positions
   size_t ux = 0;                 // staged: U stride between transform positions
   size_t Wb = 0;                 // floats per padded input row / vertical-transform row
+  size_t prow = 0, Wq = 0;       // staged: padded input rows of a tile block, their stride
   size_t n_cc = 0;               // lean: input-channel chunks of the shared input transform
   // shared: lean, V; staged, U of all the weights. per_thread: the rest, per worker. After the
   // workers' blocks: sync_floats for the run's task counters and ready flags (RunSync).
@@ -152,11 +153,16 @@ inline Geom geom(const Conv2dParams& p, size_t threads) {
     g.ub_floats = kPos * std::min(kStripMax, g.Mp) * std::min(kLeanC, p.C);  // unused by the fused passes
     g.per_thread = g.y_floats + g.tab_floats + g.ub_floats + stage;
   } else {
-    // Shared U (transformed at the start of the run); per thread V, Y, 6 padded input rows, 6
-    // vertical-transform rows and the staging.
+    // Shared U (transformed at the start of the run); per thread V, Y, a tile block's padded
+    // input rows, 6 vertical-transform rows and the staging.
     g.shared = kPos * g.ux;
     g.n_flags = g.Mp / kPanel;
-    g.per_thread = g.v_floats + g.y_floats + 12 * g.Wb + stage;
+    // The padded input rows of a tile block's tile rows (at most TB / tw + 2 of them) for one
+    // channel and image, whole rows with a vector of room past the last tile's patch for the
+    // vertical pass's reads (input_transform).
+    g.prow = g.m * (div_up(g.TB, g.tw) + 1) + 6;
+    g.Wq = round_up(g.m * g.tw + 6, kMaxLanes) + (g.m + 1) * kMaxLanes;
+    g.per_thread = g.v_floats + g.y_floats + std::max(12 * g.Wb, g.prow * g.Wq + 6 * g.Wb) + stage;
   }
   // Two task counters on lines of their own, then a flag per V block / U panel (32-bit words),
   // placed last: the offsets between V, U and the per-thread blocks stay those that were tuned.
@@ -261,6 +267,20 @@ class RunSync {
   size_t n_flags_;
 };
 
+// dst[x, n) = src[x, n) for the last partial vector of a row copy (x + kL > n), reading nothing
+// past src + n: a masked load where it suppresses faults (AVX2, AVX-512), stored whole (callers
+// have room and zeros or unused lanes past n); elsewhere (emulated masked loads read the whole
+// vector) a scalar loop.
+HWY_INLINE void copy_tail(const float* HWY_RESTRICT src, size_t x, size_t n, float* HWY_RESTRICT dst) {
+  if (x >= n) return;
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  const DF df;
+  hn::StoreU(hn::MaskedLoad(hn::FirstN(df, n - x), df, src + x), df, dst + x);
+#else
+  for (; x < n; ++x) dst[x] = src[x];
+#endif
+}
+
 // Input rows y0 .. y0 + 5 of a plane (y0 counted in padded rows) staged in P (6 rows Wb floats
 // apart, xv columns: the plane's columns [ix0 + lo, ix0 + hi) at lo, zeros elsewhere and for rows
 // outside the plane), then their vertical transform B^T d into Tv (same layout), vectorised over
@@ -321,33 +341,61 @@ HWY_INLINE void horizontal(const float* HWY_RESTRICT Tv, size_t Wb, size_t vt, f
 }
 
 // Input transform of tiles [t_begin, t_end) into V[xi][c][t - t_begin] (row stride g.TBs); tiles
-// of kM x kM outputs (g.m), whose 6x6 input patches start kM apart.
-// P: 6 padded input rows, Tv: their vertical transform (g.Wb floats each).
+// of kM x kM outputs (g.m), whose 6x6 input patches start kM apart. Channels outer: per channel
+// and image of the block, its tile rows' zero-padded input rows are built once (whole vectors and
+// a masked tail per row: the g.prow x g.Wq block at P); each tile-row segment's vertical pass
+// reads its six rows there into Tv, then horizontal<kM> (whole-vector stores run past a segment
+// into the next segment's slots of the same channel, written after, or the row's TBs slack).
+// Against six rows staged per tile row and channel (stage_vertical, three libc calls per row),
+// paired in ResNet-50 (Zen 4, 1 thread): layer1's 56x56 convs 2.8-4.8% faster, the stem (F(3x3,
+// 4x4) on its space-to-depth input) 1.1%; batch 8: layer1 3.7%, layers 2-3 1.0-1.4%. Same V.
 template <size_t kM>
 void input_transform(const Conv2dParams& p, const Geom& g, const float* in, size_t t_begin, size_t t_end,
-                     float* HWY_RESTRICT V, float* HWY_RESTRICT P, float* HWY_RESTRICT Tv) {
-  const ptrdiff_t W = static_cast<ptrdiff_t>(p.W);
-  // Strides in locals: Highway's stores may alias anything, so g's fields would be reloaded (and
-  // the offsets remultiplied) after every store (56x56 maps, 64 channels on AVX2: the transform
-  // ~15% faster, ~2% of the conv).
-  const size_t Wb = g.Wb, vx = g.vx;
-  for (size_t t = t_begin; t < t_end;) {
-    const size_t n = t / (g.th * g.tw), ty = t / g.tw % g.th, tx0 = t % g.tw;
-    const size_t seg = std::min(g.tw - tx0, t_end - t);  // tiles of this tile row in the block
-    const size_t vt = round_up(seg, kL);                 // tiles covered by whole vectors
-    const size_t xv = round_up(kM * vt + 4, kL);         // columns the horizontal pass reads
-    const ptrdiff_t ix0 = static_cast<ptrdiff_t>(kM * tx0) - static_cast<ptrdiff_t>(p.pad_left);
-    const ptrdiff_t lo = std::clamp<ptrdiff_t>(-ix0, 0, static_cast<ptrdiff_t>(xv));
-    const ptrdiff_t hi = std::clamp<ptrdiff_t>(W - ix0, lo, static_cast<ptrdiff_t>(xv));
-    const size_t col = t - t_begin;
-    for (size_t c = 0; c < p.C; ++c) {
+                           float* HWY_RESTRICT V, float* HWY_RESTRICT P, float* HWY_RESTRICT Tv) {
+  const DF df;
+  const size_t Wb = g.Wb, vx = g.vx, Wq = g.Wq, W = p.W;
+  const size_t wz = round_up(kM * g.tw + 6, kL);      // padded columns built (zeros past the input)
+  // Padded column x holds input column x + ix0 for x in [lo, hi) (signed, as stage_vertical: the
+  // kernel tests run pads that wrap around to -1).
+  const ptrdiff_t ix0 = -static_cast<ptrdiff_t>(p.pad_left);
+  const size_t cx0 = static_cast<size_t>(std::clamp<ptrdiff_t>(-ix0, 0, static_cast<ptrdiff_t>(wz)));
+  const size_t cn = static_cast<size_t>(std::clamp<ptrdiff_t>(static_cast<ptrdiff_t>(W) - ix0, static_cast<ptrdiff_t>(cx0),
+                                                              static_cast<ptrdiff_t>(wz))) - cx0;
+  for (size_t c = 0; c < p.C; ++c) {
+    for (size_t t = t_begin; t < t_end;) {
+      // The tiles of image n in the block: tile rows [ty0, ty1], padded rows [kM ty0, kM ty1 + 6).
+      const size_t n = t / (g.th * g.tw);
+      const size_t t_img = std::min(t_end, (n + 1) * g.th * g.tw);
+      const size_t ty0 = t / g.tw % g.th, ty1 = (t_img - 1) / g.tw % g.th;
+      const size_t y0 = kM * ty0, ny = kM * (ty1 - ty0) + 6;
       const float* plane = in + (n * p.C + c) * p.H * p.W;
-      stage_vertical(p, plane, kM * ty, ix0, lo, hi, xv, Wb, P, Tv);
-      // Whole-vector stores may run past this row's tiles into the next row's slots (rewritten
-      // later) or into the TBs slack.
-      horizontal<kM>(Tv, Wb, vt, V + c * g.TBs + col, vx);
+      for (size_t k = 0; k < ny; ++k) {
+        float* row = P + k * Wq;
+        for (size_t x = 0; x < wz; x += kL) hn::StoreU(hn::Zero(df), df, row + x);
+        const ptrdiff_t iy = static_cast<ptrdiff_t>(y0 + k) - static_cast<ptrdiff_t>(p.pad_top);
+        if (iy < 0 || iy >= static_cast<ptrdiff_t>(p.H) || cn == 0) continue;
+        const float* src = plane + static_cast<ptrdiff_t>(static_cast<size_t>(iy) * W) + (static_cast<ptrdiff_t>(cx0) + ix0);
+        float* dst = row + cx0;
+        size_t x = 0;
+        for (; x + kL <= cn; x += kL) hn::StoreU(hn::LoadU(df, src + x), df, dst + x);
+        copy_tail(src, x, cn, dst);
+      }
+      for (; t < t_img;) {
+        const size_t ty = t / g.tw % g.th, tx0 = t % g.tw;
+        const size_t seg = std::min(g.tw - tx0, t_img - t);
+        const size_t vt = round_up(seg, kL);
+        const size_t xv = round_up(kM * vt + 4, kL);
+        const float* rows = P + (kM * ty - y0) * Wq + kM * tx0;
+        for (size_t x = 0; x < xv; x += kL) {
+          VF d[6], o[6];
+          for (size_t k = 0; k < 6; ++k) d[k] = hn::LoadU(df, rows + k * Wq + x);
+          bt6(d, o);
+          for (size_t i = 0; i < 6; ++i) hn::StoreU(o[i], df, Tv + i * Wb + x);
+        }
+        horizontal<kM>(Tv, Wb, vt, V + c * g.TBs + (t - t_begin), vx);
+        t += seg;
+      }
     }
-    t += seg;
   }
 }
 
@@ -856,9 +904,12 @@ void input_transform_lean_packed(const Conv2dParams& p, const Geom& g, const flo
   const size_t U = kL / tw;                        // units per vector (tw <= kL)
   const size_t cw = round_up(4 * tw, kL);          // floats copied per unit row
   const size_t xv = round_up(4 * tw + 4, kL);      // columns of the vertical transform
-  const size_t W = p.W, pl = p.pad_left;
+  const size_t W = p.W;
   // Input columns in [0, xv) of a padded row: x in [pl, pl + W) clipped.
-  const size_t cx0 = std::min(pl, xv), cn = std::min(xv, pl + W) - cx0;
+  const ptrdiff_t ix0 = -static_cast<ptrdiff_t>(p.pad_left);  // signed, as in stage_vertical
+  const size_t cx0 = static_cast<size_t>(std::clamp<ptrdiff_t>(-ix0, 0, static_cast<ptrdiff_t>(xv)));
+  const size_t cn = static_cast<size_t>(std::clamp<ptrdiff_t>(static_cast<ptrdiff_t>(W) - ix0, static_cast<ptrdiff_t>(cx0),
+                                                              static_cast<ptrdiff_t>(xv))) - cx0;
   size_t nu = 0;
   float* vdst = nullptr;
   const auto flush = [&] {
@@ -881,12 +932,12 @@ void input_transform_lean_packed(const Conv2dParams& p, const Geom& g, const flo
         float* row = P + y * Wb;
         for (size_t x = 0; x < xv; x += kL) hn::StoreU(hn::Zero(df), df, row + x);
         const ptrdiff_t iy = static_cast<ptrdiff_t>(y) - static_cast<ptrdiff_t>(p.pad_top);
-        if (iy < 0 || iy >= static_cast<ptrdiff_t>(p.H) || cn == 0 || cx0 >= xv) continue;
-        const float* src = plane + static_cast<size_t>(iy) * W + (cx0 - pl);
+        if (iy < 0 || iy >= static_cast<ptrdiff_t>(p.H) || cn == 0) continue;
+        const float* src = plane + static_cast<ptrdiff_t>(static_cast<size_t>(iy) * W) + (static_cast<ptrdiff_t>(cx0) + ix0);
         float* dst = row + cx0;
         size_t x = 0;
         for (; x + kL <= cn; x += kL) hn::StoreU(hn::LoadU(df, src + x), df, dst + x);
-        if (x < cn) hn::StoreU(hn::MaskedLoad(hn::FirstN(df, cn - x), df, src + x), df, dst + x);
+        copy_tail(src, x, cn, dst);
       }
       for (size_t ty = 0; ty < th; ++ty) {
         const float* rows = P + 4 * ty * Wb;
@@ -1023,8 +1074,8 @@ void staged(const Conv2dParams& p, const Geom& g, const float* in, const float* 
     float* V = scratch + g.shared + thread * g.per_thread;
     float* Y = V + g.v_floats;
     float* P = Y + g.y_floats;
-    float* Tv = P + 6 * g.Wb;
-    float* stage = Tv + 6 * g.Wb;
+    float* Tv = P + g.prow * g.Wq;
+    float* stage = P + std::max(12 * g.Wb, g.prow * g.Wq + 6 * g.Wb);
     for (size_t task; (task = sync.claim(1)) < g.n_tb * g.n_mc;) {
       const size_t b = task / g.n_mc, mc = task % g.n_mc;
       const size_t t_begin = b * g.TB, nt = std::min(g.TB, g.T - t_begin);
