@@ -281,6 +281,37 @@ HWY_INLINE void copy_tail(const float* HWY_RESTRICT src, size_t x, size_t n, flo
 #endif
 }
 
+// The input columns that a padded row of wz columns holds: padded column x is input column x +
+// ix0 (ix0 = -pad_left, signed: the kernel tests run pads that wrap around to -1) for x in [x0,
+// x0 + n).
+struct PadCols {
+  ptrdiff_t ix0;
+  size_t x0, n;
+};
+inline PadCols pad_cols(const Conv2dParams& p, size_t wz) {
+  PadCols c;
+  c.ix0 = -static_cast<ptrdiff_t>(p.pad_left);
+  c.x0 = static_cast<size_t>(std::clamp<ptrdiff_t>(-c.ix0, 0, static_cast<ptrdiff_t>(wz)));
+  c.n = static_cast<size_t>(std::clamp<ptrdiff_t>(static_cast<ptrdiff_t>(p.W) - c.ix0, static_cast<ptrdiff_t>(c.x0),
+                                                  static_cast<ptrdiff_t>(wz))) - c.x0;
+  return c;
+}
+
+// Padded row y (input row y - pad_top) of a plane into row[0, wz): zeros, then the input
+// columns over them with whole vectors and copy_tail (no libc calls: rows are 7-58 floats).
+HWY_INLINE void padded_row(const Conv2dParams& p, const float* plane, size_t y, const PadCols& pc, size_t wz,
+                           float* HWY_RESTRICT row) {
+  const DF df;
+  for (size_t x = 0; x < wz; x += kL) hn::StoreU(hn::Zero(df), df, row + x);
+  const ptrdiff_t iy = static_cast<ptrdiff_t>(y) - static_cast<ptrdiff_t>(p.pad_top);
+  if (iy < 0 || iy >= static_cast<ptrdiff_t>(p.H) || pc.n == 0) return;
+  const float* src = plane + static_cast<ptrdiff_t>(static_cast<size_t>(iy) * p.W) + (static_cast<ptrdiff_t>(pc.x0) + pc.ix0);
+  float* dst = row + pc.x0;
+  size_t x = 0;
+  for (; x + kL <= pc.n; x += kL) hn::StoreU(hn::LoadU(df, src + x), df, dst + x);
+  copy_tail(src, x, pc.n, dst);
+}
+
 // Input rows y0 .. y0 + 5 of a plane (y0 counted in padded rows) staged in P (6 rows Wb floats
 // apart, xv columns: the plane's columns [ix0 + lo, ix0 + hi) at lo, zeros elsewhere and for rows
 // outside the plane), then their vertical transform B^T d into Tv (same layout), vectorised over
@@ -351,16 +382,11 @@ HWY_INLINE void horizontal(const float* HWY_RESTRICT Tv, size_t Wb, size_t vt, f
 // 4x4) on its space-to-depth input) 1.1%; batch 8: layer1 3.7%, layers 2-3 1.0-1.4%. Same V.
 template <size_t kM>
 void input_transform(const Conv2dParams& p, const Geom& g, const float* in, size_t t_begin, size_t t_end,
-                           float* HWY_RESTRICT V, float* HWY_RESTRICT P, float* HWY_RESTRICT Tv) {
+                     float* HWY_RESTRICT V, float* HWY_RESTRICT P, float* HWY_RESTRICT Tv) {
   const DF df;
-  const size_t Wb = g.Wb, vx = g.vx, Wq = g.Wq, W = p.W;
-  const size_t wz = round_up(kM * g.tw + 6, kL);      // padded columns built (zeros past the input)
-  // Padded column x holds input column x + ix0 for x in [lo, hi) (signed, as stage_vertical: the
-  // kernel tests run pads that wrap around to -1).
-  const ptrdiff_t ix0 = -static_cast<ptrdiff_t>(p.pad_left);
-  const size_t cx0 = static_cast<size_t>(std::clamp<ptrdiff_t>(-ix0, 0, static_cast<ptrdiff_t>(wz)));
-  const size_t cn = static_cast<size_t>(std::clamp<ptrdiff_t>(static_cast<ptrdiff_t>(W) - ix0, static_cast<ptrdiff_t>(cx0),
-                                                              static_cast<ptrdiff_t>(wz))) - cx0;
+  const size_t Wb = g.Wb, vx = g.vx, Wq = g.Wq;
+  const size_t wz = round_up(kM * g.tw + 6, kL);  // padded columns built (zeros past the input)
+  const PadCols pc = pad_cols(p, wz);
   for (size_t c = 0; c < p.C; ++c) {
     for (size_t t = t_begin; t < t_end;) {
       // The tiles of image n in the block: tile rows [ty0, ty1], padded rows [kM ty0, kM ty1 + 6).
@@ -369,17 +395,7 @@ void input_transform(const Conv2dParams& p, const Geom& g, const float* in, size
       const size_t ty0 = t / g.tw % g.th, ty1 = (t_img - 1) / g.tw % g.th;
       const size_t y0 = kM * ty0, ny = kM * (ty1 - ty0) + 6;
       const float* plane = in + (n * p.C + c) * p.H * p.W;
-      for (size_t k = 0; k < ny; ++k) {
-        float* row = P + k * Wq;
-        for (size_t x = 0; x < wz; x += kL) hn::StoreU(hn::Zero(df), df, row + x);
-        const ptrdiff_t iy = static_cast<ptrdiff_t>(y0 + k) - static_cast<ptrdiff_t>(p.pad_top);
-        if (iy < 0 || iy >= static_cast<ptrdiff_t>(p.H) || cn == 0) continue;
-        const float* src = plane + static_cast<ptrdiff_t>(static_cast<size_t>(iy) * W) + (static_cast<ptrdiff_t>(cx0) + ix0);
-        float* dst = row + cx0;
-        size_t x = 0;
-        for (; x + kL <= cn; x += kL) hn::StoreU(hn::LoadU(df, src + x), df, dst + x);
-        copy_tail(src, x, cn, dst);
-      }
+      for (size_t k = 0; k < ny; ++k) padded_row(p, plane, y0 + k, pc, wz, P + k * Wq);
       for (; t < t_img;) {
         const size_t ty = t / g.tw % g.th, tx0 = t % g.tw;
         const size_t seg = std::min(g.tw - tx0, t_img - t);
@@ -904,12 +920,8 @@ void input_transform_lean_packed(const Conv2dParams& p, const Geom& g, const flo
   const size_t U = kL / tw;                        // units per vector (tw <= kL)
   const size_t cw = round_up(4 * tw, kL);          // floats copied per unit row
   const size_t xv = round_up(4 * tw + 4, kL);      // columns of the vertical transform
-  const size_t W = p.W;
-  // Input columns in [0, xv) of a padded row: x in [pl, pl + W) clipped.
-  const ptrdiff_t ix0 = -static_cast<ptrdiff_t>(p.pad_left);  // signed, as in stage_vertical
-  const size_t cx0 = static_cast<size_t>(std::clamp<ptrdiff_t>(-ix0, 0, static_cast<ptrdiff_t>(xv)));
-  const size_t cn = static_cast<size_t>(std::clamp<ptrdiff_t>(static_cast<ptrdiff_t>(W) - ix0, static_cast<ptrdiff_t>(cx0),
-                                                              static_cast<ptrdiff_t>(xv))) - cx0;
+  // Input columns in [0, xv) of a padded row (pad_cols).
+  const PadCols pc = pad_cols(p, xv);
   size_t nu = 0;
   float* vdst = nullptr;
   const auto flush = [&] {
@@ -928,17 +940,7 @@ void input_transform_lean_packed(const Conv2dParams& p, const Geom& g, const flo
       const float* plane = in + (n * p.C + c) * p.H * p.W;
       // The zero-padded plane, rows [0, ny), once: zeros, then each input row over them (whole
       // vectors and a masked tail: no libc calls on 7-28-float rows).
-      for (size_t y = 0; y < ny; ++y) {
-        float* row = P + y * Wb;
-        for (size_t x = 0; x < xv; x += kL) hn::StoreU(hn::Zero(df), df, row + x);
-        const ptrdiff_t iy = static_cast<ptrdiff_t>(y) - static_cast<ptrdiff_t>(p.pad_top);
-        if (iy < 0 || iy >= static_cast<ptrdiff_t>(p.H) || cn == 0) continue;
-        const float* src = plane + static_cast<ptrdiff_t>(static_cast<size_t>(iy) * W) + (static_cast<ptrdiff_t>(cx0) + ix0);
-        float* dst = row + cx0;
-        size_t x = 0;
-        for (; x + kL <= cn; x += kL) hn::StoreU(hn::LoadU(df, src + x), df, dst + x);
-        copy_tail(src, x, cn, dst);
-      }
+      for (size_t y = 0; y < ny; ++y) padded_row(p, plane, y, pc, xv, P + y * Wb);
       for (size_t ty = 0; ty < th; ++ty) {
         const float* rows = P + 4 * ty * Wb;
         for (size_t x = 0; x < xv; x += kL) {
