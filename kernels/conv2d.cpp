@@ -658,9 +658,9 @@ HWY_INLINE void prefetch_rows(const Conv2dParams& p, const float* plane, size_t 
 // layout: row k = (c*KH + kh)*KW + kw, column t lies in panel q = t / nr at col + q*nr*K +
 // k*w_q + t % nr (w_q = the panel's width, columns past np zero). Channel by channel: stage the
 // padded input rows the tile reads (rows, pad: the thread's buffers, see RowGeom), then copy
-// every tap of every row segment (a run of pixels in one output row and one panel) from them;
-// 1x1 kernels gather straight from the input (in_end: the input tensor's end).
-void im2col_packed(const Conv2dParams& p, const float* in_n, const float* in_end, size_t c0, size_t cb, size_t ce,
+// every tap of every row segment (a run of pixels in one output row and one panel) from them.
+// (1x1 kernels never come here: conv_pointwise and conv_subsampled take them.)
+void im2col_packed(const Conv2dParams& p, const float* in_n, size_t c0, size_t cb, size_t ce,
                    size_t p0, size_t np, const GemmPanelLayout& lay, float* HWY_RESTRICT col, float* HWY_RESTRICT rows,
                    float* HWY_RESTRICT pad) {
   const size_t K = kdim(p), nr = lay.nr, taps = p.KH * p.KW;
@@ -676,25 +676,8 @@ void im2col_packed(const Conv2dParams& p, const float* in_n, const float* in_end
     float* panel = col + t_last * K;
     for (size_t k = cb * taps; k < ce * taps; ++k) std::fill(panel + k * w + nq, panel + k * w + w, 0.f);
   }
-  const bool pointwise = p.KH == 1 && p.KW == 1;
   for (size_t c = cb; c < ce; ++c) {
     const float* plane = in_n + (c0 + c) * p.H * p.W;
-    if (pointwise) {
-      // The next channel's input rows that this tile reads, fetched while this one is gathered
-      // (the gathers otherwise wait on each line; see the staged rows below).
-      if (c + 1 < ce) prefetch_rows(p, plane + p.H * p.W, oh0 * p.stride_h, (oh1 - oh0) * p.stride_h + 1, p.stride_h);
-      for (size_t t0 = 0; t0 < np; t0 += nr) {
-        const size_t nq = std::min(nr, np - t0), w = std::min(nr, round_up(nq, lay.lanes));
-        float* dst = col + t0 * K + c * w;
-        size_t oh = (p0 + t0) / p.OW, ow = (p0 + t0) % p.OW;
-        for (size_t t = 0; t < nq; ow = 0, ++oh) {
-          const size_t seg = std::min(p.OW - ow, nq - t);
-          gather_pointwise(p, plane, in_end, oh, ow, seg, dst + t);
-          t += seg;
-        }
-      }
-      continue;
-    }
     for (size_t r = 0; r < ny; r += row_step) stage_row(p, plane, y0 + r, g, rows + r * g.rs, pad);
     // The next channel's input rows (one contiguous run of the plane) are fetched while this
     // channel's taps are copied: the short row copies of stage_row otherwise wait on each line
@@ -774,7 +757,6 @@ void conv_im2col(const Conv2dParams& p, const float* in, const float* w, float* 
   const size_t per_thread = im2col_per_thread(p), col_floats = im2col_col_floats(p), a_group = group_a_floats(p, lay);
   const RowGeom rg = row_geom(p, pixel_tile(p, 1));
   const size_t pad_off = col_floats + staged_floats(rg) - rg.pad;  // the de-interleave buffer
-  const float* in_end = in + p.N * p.C * p.H * p.W;
   par.run(jobs * m_parts, [&](size_t task, size_t thread) {
     const size_t part = task % m_parts, job = task / m_parts;
     const size_t tile = job % n_tiles;
@@ -782,7 +764,7 @@ void conv_im2col(const Conv2dParams& p, const float* in, const float* w, float* 
     const size_t n = job / (n_tiles * p.group);
     const size_t p0 = tile * P, np = std::min(P, ohw - p0);
     float* col = scratch + thread * per_thread;
-    im2col_packed(p, in + n * p.C * p.H * p.W, in_end, g * Cg, 0, Cg, p0, np, lay, col, col + col_floats, col + pad_off);
+    im2col_packed(p, in + n * p.C * p.H * p.W, g * Cg, 0, Cg, p0, np, lay, col, col + col_floats, col + pad_off);
     GemmParams gp = group_gemm(p, np, np, ohw);
     const size_t off = (n * p.M + g * Mg) * ohw + p0;
     gp.ep = p.ep;
@@ -807,7 +789,6 @@ void conv_im2col_shared(const Conv2dParams& p, const float* in, const float* w, 
   float* staged = scratch + shared_col_floats(p);
   const size_t per_thread = shared_per_thread(p), a_group = group_a_floats(p, lay);
   const RowGeom rg = row_geom(p, ohw);
-  const float* in_end = in + p.N * p.C * p.H * p.W;
   // Up to 4 channel blocks per thread, their sizes differing by at most one.
   const size_t c_blocks = std::min(Cg, 4 * threads);
   // Row parts first (the weights split), whole mr panels, two per thread so that a thread slowed
@@ -842,7 +823,7 @@ void conv_im2col_shared(const Conv2dParams& p, const float* in, const float* w, 
       par.run(m_parts * chunks, [&](size_t task, size_t thread) {
         JoinedStage(gather, threads, thread).run(c_blocks, [&](size_t b, size_t th) {
           float* rows_t = staged + th * per_thread;
-          im2col_packed(p, in_n, in_end, g * Cg, b * Cg / c_blocks, (b + 1) * Cg / c_blocks, 0, ohw, lay, col, rows_t,
+          im2col_packed(p, in_n, g * Cg, b * Cg / c_blocks, (b + 1) * Cg / c_blocks, 0, ohw, lay, col, rows_t,
                         rows_t + per_thread - rg.pad);
         });
         const size_t part = task / chunks, chunk = task % chunks;

@@ -162,7 +162,7 @@ inline Geom geom(const Conv2dParams& p, size_t threads) {
     // vertical pass's reads (input_transform).
     g.prow = g.m * (div_up(g.TB, g.tw) + 1) + 6;
     g.Wq = round_up(g.m * g.tw + 6, kMaxLanes) + (g.m + 1) * kMaxLanes;
-    g.per_thread = g.v_floats + g.y_floats + std::max(12 * g.Wb, g.prow * g.Wq + 6 * g.Wb) + stage;
+    g.per_thread = g.v_floats + g.y_floats + g.prow * g.Wq + 6 * g.Wb + stage;
   }
   // Two task counters on lines of their own, then a flag per V block / U panel (32-bit words),
   // placed last: the offsets between V, U and the per-thread blocks stay those that were tuned.
@@ -312,13 +312,24 @@ HWY_INLINE void padded_row(const Conv2dParams& p, const float* plane, size_t y, 
   copy_tail(src, x, pc.n, dst);
 }
 
+// The vertical transform of six rows (rows + k rs, k < 6) into Tv (rows Wb apart): B^T d over
+// the columns [0, xv), whole vectors.
+HWY_INLINE void vertical(const float* HWY_RESTRICT rows, size_t rs, size_t xv, float* HWY_RESTRICT Tv, size_t Wb) {
+  const DF df;
+  for (size_t x = 0; x < xv; x += kL) {
+    VF d[6], o[6];
+    for (size_t k = 0; k < 6; ++k) d[k] = hn::LoadU(df, rows + k * rs + x);
+    bt6(d, o);
+    for (size_t i = 0; i < 6; ++i) hn::StoreU(o[i], df, Tv + i * Wb + x);
+  }
+}
+
 // Input rows y0 .. y0 + 5 of a plane (y0 counted in padded rows) staged in P (6 rows Wb floats
 // apart, xv columns: the plane's columns [ix0 + lo, ix0 + hi) at lo, zeros elsewhere and for rows
 // outside the plane), then their vertical transform B^T d into Tv (same layout), vectorised over
-// columns. Shared by the staged and the lean row-wise input transforms.
+// columns. For the lean row-wise input transform (the 8-lane targets).
 HWY_INLINE void stage_vertical(const Conv2dParams& p, const float* plane, size_t y0, ptrdiff_t ix0, ptrdiff_t lo,
                                ptrdiff_t hi, size_t xv, size_t Wb, float* HWY_RESTRICT P, float* HWY_RESTRICT Tv) {
-  const DF df;
   const ptrdiff_t H = static_cast<ptrdiff_t>(p.H), W = static_cast<ptrdiff_t>(p.W);
   for (size_t k = 0; k < 6; ++k) {
     float* row = P + k * Wb;
@@ -331,12 +342,7 @@ HWY_INLINE void stage_vertical(const Conv2dParams& p, const float* plane, size_t
     std::memcpy(row + lo, plane + (iy * W + ix0 + lo), static_cast<size_t>(hi - lo) * sizeof(float));
     std::fill(row + hi, row + xv, 0.f);
   }
-  for (size_t x = 0; x < xv; x += kL) {
-    VF d[6], o[6];
-    for (size_t k = 0; k < 6; ++k) d[k] = hn::LoadU(df, P + k * Wb + x);
-    bt6(d, o);
-    for (size_t i = 0; i < 6; ++i) hn::StoreU(o[i], df, Tv + i * Wb + x);
-  }
+  vertical(P, Wb, xv, Tv, Wb);
 }
 
 // Horizontal pass of a tile row, vectorised over tiles: from the vertical transform Tv (6 rows
@@ -383,7 +389,6 @@ HWY_INLINE void horizontal(const float* HWY_RESTRICT Tv, size_t Wb, size_t vt, f
 template <size_t kM>
 void input_transform(const Conv2dParams& p, const Geom& g, const float* in, size_t t_begin, size_t t_end,
                      float* HWY_RESTRICT V, float* HWY_RESTRICT P, float* HWY_RESTRICT Tv) {
-  const DF df;
   const size_t Wb = g.Wb, vx = g.vx, Wq = g.Wq;
   const size_t wz = round_up(kM * g.tw + 6, kL);  // padded columns built (zeros past the input)
   const PadCols pc = pad_cols(p, wz);
@@ -401,13 +406,7 @@ void input_transform(const Conv2dParams& p, const Geom& g, const float* in, size
         const size_t seg = std::min(g.tw - tx0, t_img - t);
         const size_t vt = round_up(seg, kL);
         const size_t xv = round_up(kM * vt + 4, kL);
-        const float* rows = P + (kM * ty - y0) * Wq + kM * tx0;
-        for (size_t x = 0; x < xv; x += kL) {
-          VF d[6], o[6];
-          for (size_t k = 0; k < 6; ++k) d[k] = hn::LoadU(df, rows + k * Wq + x);
-          bt6(d, o);
-          for (size_t i = 0; i < 6; ++i) hn::StoreU(o[i], df, Tv + i * Wb + x);
-        }
+        vertical(P + (kM * ty - y0) * Wq + kM * tx0, Wq, xv, Tv, Wb);
         horizontal<kM>(Tv, Wb, vt, V + c * g.TBs + (t - t_begin), vx);
         t += seg;
       }
@@ -942,13 +941,7 @@ void input_transform_lean_packed(const Conv2dParams& p, const Geom& g, const flo
       // vectors and a masked tail: no libc calls on 7-28-float rows).
       for (size_t y = 0; y < ny; ++y) padded_row(p, plane, y, pc, xv, P + y * Wb);
       for (size_t ty = 0; ty < th; ++ty) {
-        const float* rows = P + 4 * ty * Wb;
-        for (size_t x = 0; x < xv; x += kL) {
-          VF d[6], o[6];
-          for (size_t k = 0; k < 6; ++k) d[k] = hn::LoadU(df, rows + k * Wb + x);
-          bt6(d, o);
-          for (size_t i = 0; i < 6; ++i) hn::StoreU(o[i], df, Tv + i * Wb + x);
-        }
+        vertical(P + 4 * ty * Wb, Wb, xv, Tv, Wb);
         if (nu == 0) vdst = V + lean_row(g, c) + (n * th + ty) * tw;
         for (size_t i = 0; i < 6; ++i) {
           const float* t = Tv + i * Wb;
@@ -1077,7 +1070,7 @@ void staged(const Conv2dParams& p, const Geom& g, const float* in, const float* 
     float* Y = V + g.v_floats;
     float* P = Y + g.y_floats;
     float* Tv = P + g.prow * g.Wq;
-    float* stage = P + std::max(12 * g.Wb, g.prow * g.Wq + 6 * g.Wb);
+    float* stage = Tv + 6 * g.Wb;
     for (size_t task; (task = sync.claim(1)) < g.n_tb * g.n_mc;) {
       const size_t b = task / g.n_mc, mc = task % g.n_mc;
       const size_t t_begin = b * g.TB, nt = std::min(g.TB, g.T - t_begin);
