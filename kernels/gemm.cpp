@@ -130,12 +130,12 @@ inline Blocking plan_blocking(const GemmParams& p, size_t threads, bool a_prepac
   const size_t mc0 = b.mc, nc0 = b.nc;
   if (tasks(b.mc, b.nc) >= 16 * threads) return b;
   // Pre-packed A in one column block at 2 threads, batch 1 (ResNet's 1x1 convs on 14x14 and 7x7
-  // maps: N = 196, 49):
-  // row blocks of at most 128 rows, two or more per thread, rather than the one per thread the
-  // estimate below picks: the pool's steals even out the threads' ends, and a thread's A block
-  // stays in L2 across the column panels. ResNet-50 at 2 threads (runs alternating inside one
-  // process, 3 x 120 pairs, Zen 4): layer 3's 1x1 convs 1.2-1.5% faster, layer 4's 1.5-2.0%,
-  // the model 0.4-0.7%. Not measured at 3-4 threads, so not applied there.
+  // maps: N = 196, 49): row blocks of at most 128 rows, two or more per thread, rather than the
+  // one per thread the estimate below picks, so that the pool's steals even out the threads' ends.
+  // ResNet-50 at 2 threads (runs alternating inside one process, 3 x 120 pairs, Zen 4): layer 3's
+  // 1x1 convs 1.2-1.5% faster, layer 4's 1.5-2.0%, the model 0.4-0.7%. At 1 thread, A blocks of
+  // 128 or 256 rows instead of all of M measured within +-0.7%: the gain is the balance, not
+  // the cache. Not measured at 3-4 threads, so not applied there.
   if (threads == 2 && a_prepacked && p.batch == 1 && n <= nc0 && m >= 256) {
     b.mc = round_up(std::min<size_t>(128, div_up(m, 2 * threads)), mr);  // whole A panels
     return b;
