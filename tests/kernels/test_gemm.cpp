@@ -432,6 +432,39 @@ TEST_CASE("gemm: column edges (1-15 columns past a whole vector), every row coun
   });
 }
 
+// One edge column past whole 3-vector panels (ResNet's 7x7 maps: 49 = 48 + 1): on AVX-512 it
+// rides along with the last whole panel's whole tiles (micro_kernel_e1) and the rows past the
+// last whole panel take edge_kernel. Row counts with and without such rows, one and two K
+// blocks, every bias kind, residual, alpha / beta (the tile's generic merge), in place and packed.
+TEST_CASE("gemm: one edge column beside whole panels (N = 3qL + 1), 1, 3 and 16 threads") {
+  std::mt19937 rng(kernel_test::test_seed("gemm edge column"));
+  kernel_test::for_each_target([&](const char* name) {
+    const bool slow = std::string(name) == "SCALAR";
+    const size_t L = kernels::gemm_panel_layout().lanes;
+    for (size_t q : {size_t{1}, size_t{2}})
+      for (size_t M : {size_t{8}, size_t{13}, size_t{48}, size_t{64}, size_t{100}})
+        for (size_t K : {size_t{37}, size_t{300}})
+          for (int variant = 0; variant < 3; ++variant) {
+            const size_t N = 3 * q * L + 1;
+            if (slow && M * N * K > 200000) continue;
+            Case c;
+            c.M = M;
+            c.N = N;
+            c.K = K;
+            c.prepacked = variant != 2;
+            c.bias = static_cast<int>((M + variant) % 3);
+            c.residual = variant == 1;
+            c.act = (K + variant) % 2 == 0 ? Activation::kRelu : Activation::kNone;
+            if (variant == 2) {
+              c.alpha = 0.5f;
+              c.beta = 0.25f;
+            }
+            c.batch = M == 13 ? 2 : 1;
+            run_case(c, rng);
+          }
+  });
+}
+
 // gemm_packed_ab with B packed here, by the layout documented in kernels/gemm.h, and C rows
 // computed in two calls split at a panel boundary.
 TEST_CASE("gemm: packed A x packed B, row ranges") {
