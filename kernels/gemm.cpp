@@ -827,16 +827,20 @@ void macro_block(const float* a, size_t a_kdim, size_t ka, size_t mc, const floa
     *bs = ip.ld;
     return b + c0;
   };
+  // B at the first edge column (column nv), K steps *bs floats apart.
+  auto edge_b = [&](size_t* bs) -> const float* {
+    const size_t c0 = nv / NR * NR;
+    return b_panel(c0, panel_width(n, c0, NR, L), bs) + (nv - c0);
+  };
   // The edge column(s) for rows [r_begin, mc) (r_begin a multiple of kMR).
   auto edge = [&](size_t r_begin) {
     if (n_edge == 0 || r_begin >= mc) return;
-    const size_t c0 = nv / NR * NR;
     size_t bs;
-    const float* bp = b_panel(c0, panel_width(n, c0, NR, L), &bs);
+    const float* bp = edge_b(&bs);
     const size_t off = r_begin * o.ldc + nv;
     const float* bias = o.bias ? (o.bias_per_row ? o.bias + r_begin : o.bias + nv) : nullptr;
-    edge_kernel(a + r_begin * a_kdim + ka * kMR, a_kdim * kMR, mc - r_begin, bp + (nv - c0), bs, n_edge, kc,
-                o.c + off, o.ldc, o.res ? o.res + off : nullptr, bias, o.bias_per_row, m);
+    edge_kernel(a + r_begin * a_kdim + ka * kMR, a_kdim * kMR, mc - r_begin, bp, bs, n_edge, kc, o.c + off, o.ldc,
+                o.res ? o.res + off : nullptr, bias, o.bias_per_row, m);
   };
   HWY_ALIGN float tile[kMR * kNRMax];
   if (rows_outer) {
@@ -884,8 +888,7 @@ void macro_block(const float* a, size_t a_kdim, size_t ka, size_t mc, const floa
   [[maybe_unused]] size_t bse = 0;
   const size_t c_e1 = kFuseEdge1 && n_edge == 1 && nv % NR == 0 && nv > 0 && kc > 0 ? nv - NR : SIZE_MAX;
   if (c_e1 != SIZE_MAX) {
-    const size_t ce = nv / NR * NR;
-    be = b_panel(ce, panel_width(n, ce, NR, L), &bse) + (nv - ce);
+    be = edge_b(&bse);
     edge_from = mc / kMR * kMR;
   }
   for (size_t c0 = 0; c0 < nv; c0 += NR) {
