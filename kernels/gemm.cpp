@@ -945,7 +945,15 @@ void gemm_blocked(const GemmParams& p, const float* a, const float* a_packed, co
   // fetched while this one computes (see macro_block). Narrow blocks (batch 1 at 2 threads:
   // 96-144 columns) keep the B micro-panel in L1: rows outer measured 3-10% slower there. On
   // AVX2 batch 1 keeps it too (kRowsOuterBatch1).
-  const bool rows_outer = a_packed && bl.nc >= kRowsOuterMinNC && (kRowsOuterBatch1 || p.batch > 1);
+  // Batch 1 with many rows (M >= 256: the conv3s and downsamples of ResNet's bottlenecks) keeps
+  // columns outer on one thread, and at more threads where K is one block: ResNet-50 (runs
+  // alternating inside one process, 120 pairs, Zen 4) 1 thread 0.54-0.65% faster (layer 3's 1x1
+  // convs 1.7-2.5%, layer 2's conv3s 1.2%, layer 1's conv3s and downsample 0.8%), 2 threads 0.5%
+  // (layer 3's conv3s 3%, layer 2's 1.8%). Columns outer everywhere at batch 1 cost layer 1's
+  // conv1s (M = 64) 1.6% on 1 thread and layer 3's conv1s (K = 1024, 4 K blocks) 7-8% on 2.
+  const bool cols_outer_b1 = p.batch == 1 && p.M >= 256 && (par.threads() == 1 || bl.nkb == 1);
+  const bool rows_outer =
+      a_packed && bl.nc >= kRowsOuterMinNC && (kRowsOuterBatch1 || p.batch > 1) && !cols_outer_b1;
   // Pre-packed A (1x1 convs) and B's rows contiguous: the micro-kernel reads B's rows where they
   // are instead of a packed copy, except a block's last panel when its width is not a whole
   // number of vectors and edge_kernel does not take the remainder (more than 8 columns, or a
