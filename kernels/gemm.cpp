@@ -44,6 +44,13 @@ inline constexpr size_t kMaxLanes = 64;  // floats in the widest vector any targ
 inline constexpr size_t kMRMax = 8;
 inline constexpr size_t kNRMax = 3 * kMaxLanes;
 inline constexpr size_t kKC = 256;
+// K blocks with A pre-packed (weights), on targets that take them (kKCPrepacked below): each K
+// block of a C tile is merged into C (and its C rows fetched again), and with A pre-packed there
+// is no A block in scratch for the depth to fill. ResNet-50 (runs alternating inside one
+// process, 80-100 pairs, Zen 4): 1 thread 0.96% faster than with 256 (its 3x3 stride-2 convs
+// 1.6-3.2%, layer 4's 1x1 convs 2.3-2.9%, downsamples 2-3.3%, layer 3's conv1s 2.2%), 2 threads
+// 1.2%, batch 8 within noise; 512 gave 0.75%, 4096 (one block) 0.9%, 128 was 2% slower.
+inline constexpr size_t kKCPrepackedMax = 1024;
 inline constexpr size_t kMC = 144;       // multiple of every MR (8, 6, 4)
 inline constexpr size_t kMCPacked = 480;  // rows per A block of gemm_packed_ab (multiple of every MR)
 // Rows per task when A comes pre-packed (gemm_prepacked_a; multiple of every MR): all of M up to
@@ -62,9 +69,9 @@ struct Blocking {
   size_t mc, nc, kc, nkb;
 };
 
-// K blocks: as equal as possible, at most kKC.
-inline void k_blocks(size_t K, size_t* kc, size_t* nkb) {
-  *nkb = std::max<size_t>(1, div_up(K, kKC));
+// K blocks: as equal as possible, at most max_kc.
+inline void k_blocks(size_t K, size_t max_kc, size_t* kc, size_t* nkb) {
+  *nkb = std::max<size_t>(1, div_up(K, max_kc));
   *kc = div_up(K, *nkb);
 }
 
@@ -94,9 +101,9 @@ inline size_t grid_makespan(const GemmParams& p, size_t threads, size_t mc, size
 // threads: the grid of at least 2 tasks per thread that moves the fewest bytes (the makespan
 // search grows as T^3).
 inline Blocking plan_blocking(const GemmParams& p, size_t threads, bool a_prepacked = false, size_t mr = 8,
-                              size_t nr = 48, size_t lanes = 16) {
+                              size_t nr = 48, size_t lanes = 16, size_t max_kc = kKC) {
   Blocking b{};
-  k_blocks(p.K, &b.kc, &b.nkb);
+  k_blocks(p.K, max_kc, &b.kc, &b.nkb);
   const size_t m = std::max<size_t>(p.M, 1), n = std::max<size_t>(p.N, 1);
   b.mc = a_prepacked ? round_up(div_up(m, div_up(m, kMCPrepacked)), 24) : std::min(kMC, round_up(m, 24));
   b.nc = std::min(kNC, round_up(n, 48));
@@ -166,6 +173,14 @@ inline size_t per_thread_floats(const GemmParams& p) {
   const size_t kc = std::max<size_t>(b.kc, 1);
   return round_up(kc * (b.mc + kMRMax), 16) + round_up(kc * (b.nc + kNRMax), 16);
 }
+// With A pre-packed: no A block; the B block packed, or when B's rows are read in place only a
+// last panel of at most kNRMax columns (the deepest K block of any target: kKCPrepackedMax).
+inline bool b_rows_in_place(const GemmParams& p) { return p.b_cs == 1 && p.b_rs > 0; }
+inline size_t per_thread_floats_prepacked(const GemmParams& p) {
+  const Blocking b = plan_blocking(p, 1, true, 8, 48, 16, kKCPrepackedMax);
+  const size_t kc = std::max<size_t>(b.kc, 1);
+  return round_up(kc * ((b_rows_in_place(p) ? 0 : b.nc) + kNRMax), 16);
+}
 
 // Which GEMV path (if any) a problem takes.
 enum class GemvKind { kNone, kDotM1, kAxpyM1, kDotN1, kAxpyN1 };
@@ -215,6 +230,14 @@ constexpr size_t kMR = 4, kNV = 2;
 constexpr size_t kMR = 6, kNV = 2;
 #endif
 static_assert(kMR <= kMRMax, "MR bound");
+// K block depth with A pre-packed (see kKCPrepackedMax; the 16-register targets keep kKC, where
+// the deeper blocks were not measured).
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+constexpr size_t kKCPrepacked = kKCPrepackedMax;
+#else
+constexpr size_t kKCPrepacked = kKC;
+#endif
+static_assert(kKCPrepacked <= kKCPrepackedMax, "the scratch is sized for kKCPrepackedMax");
 static_assert(kMC % kMR == 0 && kMCPacked % kMR == 0 && kMCPrepacked % kMR == 0, "A blocks hold whole panels");
 
 struct MergeCtx {
@@ -935,8 +958,8 @@ void gemm_blocked(const GemmParams& p, const float* a, const float* a_packed, co
   const DF d;
   const size_t L = hn::Lanes(d);
   const size_t NR = kNV * L;
-  const Blocking bl = plan_blocking(p, par.threads(), a_packed != nullptr, kMR, NR, L);
-  const size_t per_thread = per_thread_floats(p);
+  const Blocking bl = plan_blocking(p, par.threads(), a_packed != nullptr, kMR, NR, L, a_packed ? kKCPrepacked : kKC);
+  const size_t per_thread = a_packed ? per_thread_floats_prepacked(p) : per_thread_floats(p);
   const size_t m_blocks = div_up(p.M, bl.mc), n_blocks = div_up(p.N, bl.nc);
   // Pre-packed A needs no A block in scratch (and its mc may exceed the scratch's).
   const size_t a_floats = a_packed ? 0 : round_up(std::max<size_t>(bl.kc, 1) * (bl.mc + kMRMax), 16);
@@ -961,7 +984,7 @@ void gemm_blocked(const GemmParams& p, const float* a, const float* a_packed, co
   // layer1 1x1 convs (56x56) 4-7% faster on 1 thread, 8-15% on 2 threads across two CCDs (the
   // copy read rows another core wrote); its 14x14 1x1 convs ~4% alone (at 2 threads each thread
   // packed the same B for its rows); the whole model within 1% (5-6 alternating rounds).
-  const bool b_in_place = a_packed && p.b_cs == 1 && p.b_rs > 0;
+  const bool b_in_place = a_packed && b_rows_in_place(p);
   // Rows outer (A pre-packed, so B is read in place): the B rows this thread reads next, fetched
   // while this block computes (ResNet-50 batch 8 at 1 thread ~2% faster with it, batch 1 the same).
   const bool prefetch = rows_outer && b_in_place;
@@ -1289,7 +1312,7 @@ void gemm_packed_ab_impl(const GemmParams& p, const float* a_packed, const float
   if (m1 <= m0 || p.N == 0) return;
   const size_t L = hn::Lanes(DF()), NR = kNV * L;
   size_t kc = 0, nkb = 0;
-  k_blocks(p.K, &kc, &nkb);
+  k_blocks(p.K, kKCPrepacked, &kc, &nkb);
   // Column panels outer, K blocks inner: a packed B panel holds all of K (panel c0 at
   // b_packed + c0*K), so each panel is one sequential stream; while one K block computes, the
   // next block of the same panel (or the next panel's first) is fetched into L1. ResNet-50's
@@ -1325,7 +1348,7 @@ void gemm_packed_ab_impl(const GemmParams& p, const float* a_packed, const float
 // With `par`, one task per K block (each writes its own contiguous stream).
 void gemm_pack_a_impl(const GemmParams& p, const float* a, float* a_packed, const Parallel* par) {
   size_t kc = 0, nkb = 0;
-  k_blocks(p.K, &kc, &nkb);
+  k_blocks(p.K, kKCPrepacked, &kc, &nkb);
   const size_t m_pad = round_up(p.M, kMR);
   auto block = [&](size_t kb, size_t /*thread*/) {
     const size_t k0 = kb * kc;
@@ -1341,7 +1364,7 @@ void gemm_pack_a_impl(const GemmParams& p, const float* a, float* a_packed, cons
 // Inverse of gemm_pack_a_impl for a row-major M x K matrix (a_rs = K, a_cs = 1).
 void gemm_unpack_a_impl(size_t M, size_t K, const float* a_packed, float* a) {
   size_t kc = 0, nkb = 0;
-  k_blocks(K, &kc, &nkb);
+  k_blocks(K, kKCPrepacked, &kc, &nkb);
   const size_t m_pad = round_up(M, kMR);
   for (size_t kb = 0; kb < nkb; ++kb) {
     const size_t k0 = kb * kc, kcb = std::min(kc, K - std::min(K, k0));
@@ -1382,7 +1405,7 @@ size_t gemm_scratch_floats(const GemmParams& p, size_t threads) {
 
 size_t gemm_prepacked_a_scratch_floats(const GemmParams& p, size_t threads) {
   if (p.M == 0 || p.N == 0 || p.batch == 0 || (p.M == 1 && p.b_cs == 1)) return 0;
-  return std::max<size_t>(threads, 1) * gemm_detail::per_thread_floats(p);
+  return std::max<size_t>(threads, 1) * gemm_detail::per_thread_floats_prepacked(p);
 }
 
 void gemm(const GemmParams& p, const float* a, const float* b, float* c, float* scratch, const Parallel& par) {

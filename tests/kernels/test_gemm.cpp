@@ -348,7 +348,8 @@ TEST_CASE("gemm: pre-packed A (conv weights), sizes around the tiles, batch, 1, 
 // they compute; all M in one row block up to 1056 rows, two past it. Odd row lengths (b_rs =
 // N + 2) start B rows off cache lines; the last column block is partial. The micro-kernel reads
 // B's rows in place; a last panel that is not a whole number of vectors (241, 250, 481, 500,
-// 977 columns on AVX-512) comes packed.
+// 977 columns on AVX-512) comes packed. K = 1300 and 2100 take several K blocks on every target
+// (pre-packed A is K-block major: up to 1024 deep on AVX-512, 256 elsewhere).
 TEST_CASE("gemm: pre-packed A, wide column blocks (rows outer, B prefetched), batch, 1, 3 and 16 threads") {
   std::mt19937 rng(kernel_test::test_seed("gemm prepacked wide"));
   kernel_test::for_each_target([&](const char* name) {
@@ -358,7 +359,7 @@ TEST_CASE("gemm: pre-packed A, wide column blocks (rows outer, B prefetched), ba
     };
     const Shape shapes[] = {{37, 241, 64, 3}, {70, 500, 600, 2}, {9, 977, 300, 2}, {64, 1200, 17, 4},
                             {1100, 250, 20, 1}, {200, 480, 257, 1}, {8, 481, 1, 2},   {40, 784, 300, 2},
-                            {24, 1536, 64, 1}};
+                            {24, 1536, 64, 1}, {40, 300, 1300, 1}, {16, 250, 2100, 2}};
     for (const Shape& s : shapes) {
       if (slow && s.M * s.N * s.K * s.batch > 2000000) continue;
       for (int variant = 0; variant < 2; ++variant) {
@@ -473,7 +474,7 @@ TEST_CASE("gemm: packed A x packed B, row ranges") {
     const kernels::GemmPanelLayout lay = kernels::gemm_panel_layout();
     for (size_t M : {size_t{3}, size_t{17}, size_t{260}})
       for (size_t N : {size_t{1}, size_t{17}, size_t{49}, size_t{97}, size_t{300}})
-        for (size_t K : {size_t{5}, size_t{290}}) {
+        for (size_t K : {size_t{5}, size_t{290}, size_t{1100}}) {
           INFO("M=", M, " N=", N, " K=", K);
           GemmParams p;
           p.M = M;
