@@ -973,7 +973,10 @@ void gemm_blocked(const GemmParams& p, const float* a, const float* a_packed, co
   // alternating inside one process, 120 pairs, Zen 4) 1 thread 0.54-0.65% faster (layer 3's 1x1
   // convs 1.7-2.5%, layer 2's conv3s 1.2%, layer 1's conv3s and downsample 0.8%), 2 threads 0.5%
   // (layer 3's conv3s 3%, layer 2's 1.8%). Columns outer everywhere at batch 1 cost layer 1's
-  // conv1s (M = 64) 1.6% on 1 thread and layer 3's conv1s (K = 1024, 4 K blocks) 7-8% on 2.
+  // conv1s (M = 64) 1.6% on 1 thread and layer 3's conv1s (K = 1024, then in 4 K blocks of 256)
+  // 7-8% on 2; with K blocks of up to 1024 (kKCPrepacked) those are one block and run columns
+  // outer at 2 threads too (measured together: layer 3's conv1s 3.5% faster). At batch 8, where
+  // C and the residual stream from DRAM, columns outer was 2.2% slower (layer 3's conv3s 8%).
   const bool cols_outer_b1 = p.batch == 1 && p.M >= 256 && (par.threads() == 1 || bl.nkb == 1);
   const bool rows_outer =
       a_packed && bl.nc >= kRowsOuterMinNC && (kRowsOuterBatch1 || p.batch > 1) && !cols_outer_b1;
