@@ -436,7 +436,8 @@ TEST_CASE("gemm: column edges (1-15 columns past a whole vector), every row coun
 // One edge column past whole 3-vector panels (ResNet's 7x7 maps: 49 = 48 + 1): on AVX-512 it
 // rides along with the last whole panel's whole tiles (micro_kernel_e1) and the rows past the
 // last whole panel take edge_kernel. Row counts with and without such rows, one and two K
-// blocks, every bias kind, residual, alpha / beta (the tile's generic merge), in place and packed.
+// blocks (K = 300: two of the generic path's 256; K = 1100: two of the pre-packed path's 1024 on
+// AVX-512), every bias kind, residual, alpha / beta (the tile's generic merge), in place and packed.
 TEST_CASE("gemm: one edge column beside whole panels (N = 3qL + 1), 1, 3 and 16 threads") {
   std::mt19937 rng(kernel_test::test_seed("gemm edge column"));
   kernel_test::for_each_target([&](const char* name) {
@@ -444,7 +445,7 @@ TEST_CASE("gemm: one edge column beside whole panels (N = 3qL + 1), 1, 3 and 16 
     const size_t L = kernels::gemm_panel_layout().lanes;
     for (size_t q : {size_t{1}, size_t{2}})
       for (size_t M : {size_t{8}, size_t{13}, size_t{48}, size_t{64}, size_t{100}})
-        for (size_t K : {size_t{37}, size_t{300}})
+        for (size_t K : {size_t{37}, size_t{300}, size_t{1100}})
           for (int variant = 0; variant < 3; ++variant) {
             const size_t N = 3 * q * L + 1;
             if (slow && M * N * K > 200000) continue;
