@@ -102,6 +102,7 @@ const Case kCases[] = {
     {1, 3, 40, 40, 9, 11, 11, 1, 4, 4, 2, 2, 2, 2, 1, 1, true, false, Activation::kRelu},
     {3, 300, 5, 7, 37, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, true, true, Activation::kRelu},
     {2, 64, 3, 3, 130, 3, 3, 1, 2, 2, 1, 1, 1, 1, 1, 1, true, false, Activation::kNone},
+    {1, 130, 9, 9, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, true, Activation::kRelu},  // K = 1170: 2 blocks on AVX-512 too
     // Transposed GEMM for small maps (< 64 pixels, not a multiple of 16, M >= 64, K >= 512): pointwise,
     // 1x1 stride 2 with batch, 3x3 stride 2 with several K blocks, stride 1; M not a multiple
     // of a panel or of the lanes.

@@ -381,15 +381,16 @@ TEST_CASE("gemm: pre-packed A, wide column blocks (rows outer, B prefetched), ba
 }
 
 // Every height of a last, partial row panel (the micro-kernel computes 1, 2, 4 or all rows of
-// it): M = 1 .. 2 panels + 1, whole and partial column tiles, one and two K blocks, the
-// epilogue merged from registers and through the tile buffer.
+// it): M = 1 .. 2 panels + 1, whole and partial column tiles, one and two K blocks (K = 1100 for
+// pre-packed A on AVX-512, whose blocks are up to 1024 deep), the epilogue merged from registers
+// and through the tile buffer.
 TEST_CASE("gemm: every partial row panel height, 1, 3 and 16 threads") {
   std::mt19937 rng(kernel_test::test_seed("gemm row edges"));
   kernel_test::for_each_target([&](const char*) {
     const size_t mr = kernels::gemm_panel_layout().mr;
     for (size_t M = 2; M <= 2 * mr + 1; ++M)
       for (size_t N : {size_t{16}, size_t{49}, size_t{97}})
-        for (size_t K : {size_t{37}, size_t{300}}) {
+        for (size_t K : {size_t{37}, size_t{300}, size_t{1100}}) {
           Case c;
           c.M = M;
           c.N = N;
@@ -407,8 +408,8 @@ TEST_CASE("gemm: every partial row panel height, 1, 3 and 16 threads") {
 // Column edges: a block whose width leaves 1-8 columns past its last whole vector runs those
 // columns vectorised over rows (kernels/gemm.cpp edge_kernel on AVX-512: 8-row panels x up to 4
 // columns, up to 6 panels at a time); 9-15 keep the vector tile. Every remainder, row counts
-// around 1-7 panels, one and two K blocks, bias per row and per column, residual, in place
-// (pre-packed A, B rows read where they are) and packed.
+// around 1-7 panels, one and two K blocks (K = 1100 for pre-packed A on AVX-512), bias per row
+// and per column, residual, in place (pre-packed A, B rows read where they are) and packed.
 TEST_CASE("gemm: column edges (1-15 columns past a whole vector), every row count, 1, 3 and 16 threads") {
   std::mt19937 rng(kernel_test::test_seed("gemm column edges"));
   kernel_test::for_each_target([&](const char* name) {
@@ -416,7 +417,7 @@ TEST_CASE("gemm: column edges (1-15 columns past a whole vector), every row coun
     const size_t L = kernels::gemm_panel_layout().lanes;
     for (size_t r = 1; r < 16; ++r)
       for (size_t M : {size_t{1}, size_t{8}, size_t{13}, size_t{48}, size_t{57}, size_t{100}})
-        for (size_t K : {size_t{37}, size_t{300}}) {
+        for (size_t K : {size_t{37}, size_t{300}, size_t{1100}}) {
           const size_t N = (r % 3 == 0 ? 3 * L : L) + r;
           if (slow && M * N * K > 200000) continue;
           Case c;
